@@ -1,0 +1,88 @@
+"""Turning a review into token ids for a task: the prompt around it, truncation inside it.
+
+The whole prompt is tokenized once, with character offsets, so ids equal what the
+tokenizer gives for the full string. When it is too long, tokens are dropped from the
+review only (its start or its end, by the task's `truncation_side`), never from the prompt
+text before or after it. A literal special-token string inside a review (say
+"<|endoftext|>") stays plain text and is not turned into the special token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from harness.errors import UserError
+from tasks import Task
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Token ids for one input, its length, and whether the review was cut to fit."""
+
+    ids: list[int]
+    truncated: bool
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.ids)
+
+
+class Encoder:
+    """Encodes texts for `task` with `tokenizer`, at most `max_tokens` ids each."""
+
+    def __init__(self, task: Task, tokenizer: Any, max_tokens: int, *, reserve: int = 0) -> None:
+        self.task = task
+        self.tokenizer = tokenizer
+        self.template = task.prompt if task.kind == "zeroshot" else "{text}"
+        self.max_tokens = max_tokens - reserve  # `reserve` keeps room for appended label tokens
+        self.prefix, self.suffix = self.template.split("{text}")
+        fixed = len(self.tokenizer(self.prefix + self.suffix, split_special_tokens=True)["input_ids"])
+        if fixed + 1 > self.max_tokens:
+            raise UserError(
+                f"task {task.name!r}: the prompt alone takes {fixed} tokens of the {self.max_tokens} allowed; "
+                f"shorten the prompt or raise -T max_tokens"
+            )
+
+    def render(self, text: str) -> str:
+        """The full prompt string for `text` (before any truncation)."""
+        return self.prefix + text + self.suffix
+
+    def encode(self, text: str) -> Encoded:
+        """Token ids for `text` in the prompt, cut inside the review when too long."""
+        full = self.render(text)
+        enc = self.tokenizer(full, return_offsets_mapping=True, split_special_tokens=True)
+        ids, offsets = enc["input_ids"], enc["offset_mapping"]
+        excess = len(ids) - self.max_tokens
+        if excess <= 0:
+            return Encoded(list(ids), False)
+        start, end = len(self.prefix), len(self.prefix) + len(text)
+        # A token belongs to the review if it overlaps it and does not run into the suffix.
+        inside = [i for i, (a, b) in enumerate(offsets) if b > a and a < end and b > start and b <= end]
+        if len(inside) <= excess:
+            raise UserError(f"task {self.task.name!r}: the prompt leaves no room for the review; raise -T max_tokens")
+        first, last = inside[0], inside[-1] + 1
+        if self.task.truncation_side == "left":
+            kept = ids[:first] + ids[first + excess : last] + ids[last:]
+        else:
+            kept = ids[:first] + ids[first : last - excess] + ids[last:]
+        return Encoded(list(kept), True)
+
+    def encode_many(self, texts: list[str]) -> list[Encoded]:
+        """`encode` for each text."""
+        return [self.encode(t) for t in texts]
+
+    def decode(self, encoded: Encoded) -> str:
+        """The exact text the model sees for `encoded` (after truncation)."""
+        return str(self.tokenizer.decode(encoded.ids))
+
+
+def label_token_ids(task: Task, tokenizer: Any) -> list[list[int]]:
+    """Token ids of each label word; a word that tokenizes to nothing is a user error."""
+    out = []
+    for label, word in zip(task.labels, task.label_words):
+        ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise UserError(f"task {task.name!r}: label word {word!r} for {label!r} tokenizes to nothing; pick another")
+        out.append(list(ids))
+    return out

@@ -1,0 +1,8 @@
+"""The one exception type for user mistakes. The CLI prints its message on one line and
+exits with code 2; anything else is a bug and keeps its traceback."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input from the user: the message names the value and the fix."""

@@ -1,0 +1,40 @@
+"""Built-in IMDB tasks (Maas et al. 2011, Hub `stanfordnlp/imdb`): 25,000 test reviews,
+balanced, labels 0 = negative and 1 = positive.
+
+- `imdb_zeroshot`: a causal LM reads the review in a prompt and the log-probability of
+  " negative" versus " positive" as the next word decides.
+- `imdb_classifier`: a `...ForSequenceClassification` checkpoint (see `tenser finetune`)
+  scores the review with its trained head.
+"""
+
+from __future__ import annotations
+
+from tasks.registry import Task, register_task
+
+LABELS = ("negative", "positive")
+
+register_task(
+    Task(
+        name="imdb_zeroshot",
+        kind="zeroshot",
+        labels=LABELS,
+        dataset="stanfordnlp/imdb",
+        description="IMDB movie-review sentiment, zero-shot: next-word log-prob of ' negative' vs ' positive'",
+        prompt="Review: {text}\nSentiment:",
+        label_words=(" negative", " positive"),
+        max_tokens=1024,
+        tags=("sentiment", "imdb"),
+    )
+)
+
+register_task(
+    Task(
+        name="imdb_classifier",
+        kind="classifier",
+        labels=LABELS,
+        dataset="stanfordnlp/imdb",
+        description="IMDB movie-review sentiment with a trained sequence-classification head",
+        max_tokens=512,
+        tags=("sentiment", "imdb"),
+    )
+)

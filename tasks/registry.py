@@ -1,0 +1,192 @@
+"""The `Task` record and the registry: a plain dict with loud errors.
+
+Register each task in exactly one place. Unknown names list the known ones and suggest
+the nearest; duplicates raise. Users add tasks without editing the package by passing a
+Python file (which calls `register_task`) or a TOML/JSON file of task fields to
+`include_file`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import runpy
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import tomllib
+
+TaskKind = Literal["zeroshot", "classifier"]
+KINDS: tuple[str, ...] = typing.get_args(TaskKind)
+TRUNCATION_SIDES = ("left", "right")
+
+
+class TaskError(ValueError):
+    """A task is malformed, unknown or registered twice (a user error)."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One evaluation: which data, which labels, and how a model is asked."""
+
+    name: str
+    kind: TaskKind
+    labels: tuple[str, ...]  # task label order: index i is label id i in the data
+    dataset: str  # Hugging Face Hub id, used when no --data is given
+    description: str = ""
+    dataset_config: str | None = None
+    split: str = "test"  # the split scored by `tenser run`
+    train_split: str = "train"  # fine-tuning, validation carving and few-shot draw from here
+    text_column: str = "text"
+    label_column: str = "label"
+    # zeroshot only: the prompt must hold "{text}" once and must not end in whitespace,
+    # because BPE vocabularies put the space at the start of the next word (" positive").
+    prompt: str = ""
+    label_words: tuple[str, ...] = ()  # one per label, in label order, usually with a leading space
+    # None = the model's context length. Reviews are cut, never the prompt around them.
+    max_tokens: int | None = None
+    # "left" drops the start of a long review and keeps its end, where reviewers tend to
+    # give their verdict; "right" keeps the start.
+    truncation_side: Literal["left", "right"] = "left"
+    tags: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        check_task(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The task as JSON-ready plain data."""
+        return dataclasses.asdict(self)
+
+
+def check_task(task: Task) -> None:
+    """Raise TaskError naming the first field that makes `task` unusable."""
+    where = f"task {task.name!r}"
+    if not task.name or not task.name.replace("_", "").replace("-", "").isalnum():
+        raise TaskError(f"{where}: name must be letters, digits, '_' or '-'")
+    if task.kind not in KINDS:
+        raise TaskError(f"{where}: kind {task.kind!r} is not one of {', '.join(KINDS)}")
+    if len(task.labels) < 2 or len(set(task.labels)) != len(task.labels):
+        raise TaskError(f"{where}: labels must be at least two distinct names, got {task.labels!r}")
+    if task.truncation_side not in TRUNCATION_SIDES:
+        raise TaskError(f"{where}: truncation_side {task.truncation_side!r} must be 'left' or 'right'")
+    if task.max_tokens is not None and task.max_tokens < 8:
+        raise TaskError(f"{where}: max_tokens must be at least 8 (or None for the model's context)")
+    if task.kind == "zeroshot":
+        _check_prompt(task, where)
+
+
+def _check_prompt(task: Task, where: str) -> None:
+    if task.prompt.count("{text}") != 1:
+        raise TaskError(f"{where}: prompt must contain the placeholder {{text}} exactly once, got {task.prompt!r}")
+    if len(task.label_words) != len(task.labels):
+        raise TaskError(
+            f"{where}: needs one label word per label ({len(task.labels)}), got {task.label_words!r}"
+        )
+    if any(not w.strip() for w in task.label_words) or len(set(task.label_words)) != len(task.label_words):
+        raise TaskError(f"{where}: label words must be distinct and not blank, got {task.label_words!r}")
+    if task.prompt != task.prompt.rstrip() and any(w[:1].isspace() for w in task.label_words):
+        raise TaskError(
+            f"{where}: the prompt ends in whitespace and the label words start with a space; "
+            f"end the prompt without it (e.g. {task.prompt.rstrip()!r}) and keep the space in the label words"
+        )
+
+
+_REGISTRY: dict[str, Task] = {}
+
+
+def register_task(task: Task) -> Task:
+    """Add `task` to the registry; a second task with the same name raises."""
+    if task.name in _REGISTRY:
+        raise TaskError(f"task {task.name!r} is already registered; pick another name")
+    _REGISTRY[task.name] = task
+    return task
+
+
+def list_tasks() -> list[Task]:
+    """All registered tasks, sorted by name."""
+    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+
+
+def get_task(name: str, **overrides: Any) -> Task:
+    """The task called `name`, with fields replaced by `overrides` (strings are coerced)."""
+    if name not in _REGISTRY:
+        raise TaskError(_unknown("task", name, sorted(_REGISTRY)))
+    task = _REGISTRY[name]
+    if not overrides:
+        return task
+    fields = {f.name: f for f in dataclasses.fields(Task)}
+    changes = {}
+    for key, value in overrides.items():
+        if key not in fields or key == "name":
+            raise TaskError(_unknown("task field", key, sorted(set(fields) - {"name"})))
+        changes[key] = _coerce(key, value, typing.get_type_hints(Task)[key])
+    return dataclasses.replace(task, **changes)
+
+
+def _unknown(what: str, name: str, known: list[str]) -> str:
+    near = difflib.get_close_matches(name, known, n=1)
+    hint = f" Did you mean {near[0]!r}?" if near else ""
+    return f"Unknown {what} {name!r}.{hint} Known: {', '.join(known)}"
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Turn a `-T key=value` string into the field's type; other values pass through."""
+    if not isinstance(value, str):
+        return tuple(value) if isinstance(value, list) else value
+    args = typing.get_args(hint)
+    if value.lower() in ("none", "null") and type(None) in args:
+        return None
+    if hint is int or int in args:
+        try:
+            return int(value)
+        except ValueError:
+            raise TaskError(f"-T {key}={value!r}: expected a whole number") from None
+    text = value.replace("\\n", "\n").replace("\\t", "\t")
+    if typing.get_origin(hint) is tuple:
+        return tuple(part for part in text.split(","))
+    return text
+
+
+def include_file(path: str | Path) -> list[Task]:
+    """Register the tasks defined in a Python, TOML or JSON file; return the new ones."""
+    path = Path(path)
+    if not path.is_file():
+        raise TaskError(f"--include {path}: no such file")
+    before = set(_REGISTRY)
+    if path.suffix == ".py":
+        runpy.run_path(str(path), run_name=f"tenser_include_{path.stem}")
+    elif path.suffix in (".toml", ".json"):
+        for entry in _read_declarative(path):
+            register_task(_task_from_dict(entry, path))
+    else:
+        raise TaskError(f"--include {path}: expected a .py, .toml or .json file")
+    return [_REGISTRY[n] for n in sorted(set(_REGISTRY) - before)]
+
+
+def _read_declarative(path: Path) -> list[dict[str, Any]]:
+    try:
+        data = tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise TaskError(f"--include {path}: not valid {path.suffix[1:].upper()}: {exc}") from None
+    if isinstance(data, dict) and "task" in data:
+        data = data["task"]
+    entries = data if isinstance(data, list) else [data]
+    if not all(isinstance(e, dict) for e in entries):
+        raise TaskError(f"--include {path}: expected a table of task fields or a list of them")
+    return entries
+
+
+def _task_from_dict(entry: dict[str, Any], path: Path) -> Task:
+    known = {f.name for f in dataclasses.fields(Task)}
+    for key in entry:
+        if key not in known:
+            raise TaskError(f"--include {path}: " + _unknown("task field", key, sorted(known)))
+    hints = typing.get_type_hints(Task)
+    values = {k: tuple(v) if typing.get_origin(hints[k]) is tuple else v for k, v in entry.items()}
+    try:
+        return Task(**values)
+    except TypeError as exc:
+        raise TaskError(f"--include {path}: {exc}") from None
