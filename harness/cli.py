@@ -79,7 +79,68 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", help="run folder to compare the others against (default: the first)")
     p.add_argument("--title", help="report title")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("finetune", help="fine-tune a model on a task's training split (HF Trainer)",
+                       formatter_class=fmt)
+    p.add_argument("--model", required=True, help="Hub id or local folder of the model to fine-tune")
+    p.add_argument("--task", default="imdb_classifier", help="classifier task (or a zeroshot task with "
+                                                             "--objective prompt)")
+    p.add_argument("--output", required=True, help="folder for the fine-tuned checkpoint")
+    p.add_argument("--data", help="local training data (default: the task's Hub dataset, train split)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted fine-tune in --output")
+    add_train_flags(p)
+    p.add_argument("--include", action="append", default=[], metavar="FILE")
+    p.add_argument("-T", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --output")
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("compare", help="the whole job: score pretrained, fine-tune, score fine-tuned, report",
+                       formatter_class=fmt)
+    p.add_argument("--model", required=True, help="pretrained model: Hub id or local folder")
+    p.add_argument("--finetuned", help="an already fine-tuned checkpoint folder (skips fine-tuning)")
+    p.add_argument("--out", required=True, help="folder for run folders, the checkpoint and report.html")
+    p.add_argument("--train-data", help="local training data (default: the task's Hub dataset, train split)")
+    p.add_argument("--train-limit", type=int, help="fine-tune on a stratified sample of N training examples")
+    p.add_argument("--title", help="report title")
+    add_common(p)
+    add_train_flags(p, limit=False)
+    p.set_defaults(func=cmd_compare)
     return parser
+
+
+def add_train_flags(p: argparse.ArgumentParser, *, limit: bool = True) -> None:
+    """Fine-tuning hyperparameters; defaults are FinetuneConfig's (the seed project's)."""
+    from harness.finetune import FinetuneConfig
+
+    d = FinetuneConfig()
+    g = p.add_argument_group("fine-tuning")
+    g.add_argument("--objective", choices=("classifier", "prompt"), default=d.objective,
+                   help="train a classification head, or the LM on prompt + label word")
+    g.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    g.add_argument("--epochs", type=int, default=d.epochs, help="maximum epochs")
+    g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay")
+    g.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio, help="share of steps warming up")
+    g.add_argument("--max-length", type=int, default=d.max_length, help="tokens per training review")
+    g.add_argument("--val-fraction", type=float, default=d.val_fraction, help="validation share carved from train")
+    g.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs")
+    size_flag = "--batch-size" if limit else "--train-batch-size"
+    g.add_argument(size_flag, dest="train_batch_size", type=int, default=d.batch_size,
+                   help="training batch size per device")
+    if limit:
+        g.add_argument("--limit", type=int, help="train on a stratified sample of N examples")
+        g.add_argument("--seed", type=int, default=d.seed, help="seed for sampling, the split and training")
+        g.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
+
+
+def finetune_config(args: argparse.Namespace, limit: int | None) -> Any:
+    """FinetuneConfig from parsed flags."""
+    from harness.finetune import FinetuneConfig
+
+    return FinetuneConfig(
+        lr=args.lr, batch_size=args.train_batch_size, epochs=args.epochs, weight_decay=args.weight_decay,
+        warmup_ratio=args.warmup_ratio, max_length=args.max_length, val_fraction=args.val_fraction,
+        patience=args.patience, seed=args.seed, limit=limit, objective=args.objective, device=args.device,
+    )
 
 
 def model_slug(name: str) -> str:
@@ -125,8 +186,7 @@ def run_one(task: Any, model: str, args: argparse.Namespace, run_dir: Path) -> P
     runs.prepare_run_dir(run_dir, overwrite=args.overwrite)
     examples, info = load_examples(task, data=args.data, split=args.split, limit=args.limit, seed=args.seed)
     t0 = time.perf_counter()
-    kind = "causal_lm" if task.kind == "zeroshot" else "classifier"
-    loaded = load_model(model, kind, device=args.device, dtype=args.dtype)
+    loaded = load_model(model, "causal_lm" if task.kind == "zeroshot" else "classifier", device=args.device, dtype=args.dtype)
     results = evaluate(task, loaded, examples, info, run_dir, batch_size=args.batch_size,
                        load_s=time.perf_counter() - t0)
     m = results["metrics"]
@@ -140,6 +200,61 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     print(render_report(args.run_dirs, args.out, baseline=args.baseline, title=args.title))
     return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from harness.training import finetune
+
+    task = prepare_task(args)
+    out = finetune(args.model, task, args.output, finetune_config(args, args.limit), train_data=args.data,
+                   overwrite=args.overwrite, resume=args.resume)
+    print(out)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Score the pretrained model zero-shot, fine-tune (unless given), score again, report."""
+    from harness import runs
+    from harness.training import finetune
+    from tasks import get_task
+
+    out = Path(args.out)
+    runs.prepare_run_dir(out, overwrite=args.overwrite)
+    args.overwrite = True  # sub-folders of a fresh --out
+    zeroshot = prepare_task(argparse.Namespace(**{**vars(args), "task": "imdb_zeroshot"}))
+    run_dirs: list[str | Path] = [run_one(zeroshot, args.model, args, out / "runs" / f"pretrained__{zeroshot.name}")]
+    finetuned = args.finetuned
+    if finetuned is None:
+        task = get_task("imdb_classifier" if args.objective == "classifier" else "imdb_zeroshot")
+        finetuned = str(finetune(args.model, task, out / "finetuned", finetune_config(args, args.train_limit),
+                                 train_data=args.train_data))
+    kind = finetuned_kind(finetuned)
+    names = ["imdb_classifier"] if kind == "classifier" else ["imdb_zeroshot"]
+    for name in names:
+        task = prepare_task(argparse.Namespace(**{**vars(args), "task": name}))
+        run_dirs.append(run_one(task, finetuned, args, out / "runs" / f"finetuned__{name}"))
+    for run_dir in run_dirs:
+        print(run_dir)
+    from reports import render_report
+
+    print(render_report(run_dirs, out / "report.html", title=args.title))
+    return 0
+
+
+def finetuned_kind(folder: str) -> str:
+    """`classifier` for a sequence-classification checkpoint, `causal_lm` for a prompt-tuned LM."""
+    config = Path(folder) / "config.json"
+    if not config.is_file():
+        raise UserError(f"--finetuned {folder}: not a model folder (no config.json); give `tenser finetune`'s --output")
+    import json
+
+    archs = json.loads(config.read_text()).get("architectures") or []
+    if any(a.endswith("ForSequenceClassification") for a in archs):
+        return "classifier"
+    if not (Path(folder) / "training_log.json").is_file():
+        raise UserError(f"--finetuned {folder}: not a fine-tuned classifier (architectures: {', '.join(archs)}); "
+                        f"fine-tune one with tenser finetune")
+    return "causal_lm"
 
 
 def main(argv: list[str] | None = None) -> int:

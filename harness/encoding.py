@@ -9,11 +9,15 @@ text before or after it. A literal special-token string inside a review (say
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import UserError
 from tasks import Task
+
+# The full prompt is tokenized before it is cut to fit, so this warning would be noise.
+logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)

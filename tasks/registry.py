@@ -110,7 +110,7 @@ def list_tasks() -> list[Task]:
     return [_REGISTRY[name] for name in sorted(_REGISTRY)]
 
 
-def get_task(name: str, **overrides: Any) -> Task:
+def get_task(name: str, /, **overrides: Any) -> Task:
     """The task called `name`, with fields replaced by `overrides` (strings are coerced)."""
     if name not in _REGISTRY:
         raise TaskError(_unknown("task", name, sorted(_REGISTRY)))
@@ -187,6 +187,6 @@ def _task_from_dict(entry: dict[str, Any], path: Path) -> Task:
     hints = typing.get_type_hints(Task)
     values = {k: tuple(v) if typing.get_origin(hints[k]) is tuple else v for k, v in entry.items()}
     try:
-        return Task(**values)
+        return Task(**values)  # type: ignore[arg-type]  # checked by Task.__post_init__
     except TypeError as exc:
         raise TaskError(f"--include {path}: {exc}") from None

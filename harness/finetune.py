@@ -1,0 +1,124 @@
+"""Fine-tuning with the Hugging Face `Trainer`: a classification head (`classifier`
+objective) or the causal LM on prompt + gold label word (`prompt` objective, loss on the
+label word only), so the same model can be compared before and after on equal terms.
+
+Inputs are encoded by the same `Encoder` as evaluation. A validation split is carved
+from the training data (seeded, stratified) and scored every epoch with the harness's own
+metrics; early stopping keeps and restores the best epoch by validation loss. The output
+folder loads directly in `tenser run` and the demo, and holds `training_log.json`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from harness.data import Example, sample_stratified
+from harness.encoding import Encoder, label_token_ids
+from harness.errors import UserError
+from tasks import Task
+
+CHECKPOINTS = "checkpoints"
+TRAINING_LOG = "training_log.json"
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Knobs of one fine-tune; defaults are the seed project's."""
+
+    lr: float = 2e-5
+    batch_size: int = 8  # per device
+    epochs: int = 3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06  # share of steps with linear warm-up, then linear decay to 0
+    max_length: int = 512  # tokens per review (cut inside the review, as in evaluation)
+    val_fraction: float = 0.1  # carved from the training split, stratified by label
+    patience: int = 2  # epochs without a better validation loss before stopping
+    seed: int = 0
+    limit: int | None = None  # train on a stratified sample of this many examples
+    objective: Literal["classifier", "prompt"] = "classifier"
+    device: str = "auto"
+    logging_steps: int = 10
+
+    def check(self) -> None:
+        """Raise UserError for values no training run can use."""
+        checks = [
+            (self.epochs >= 1, f"--epochs {self.epochs}: must be at least 1"),
+            (self.lr > 0, f"--lr {self.lr}: the learning rate must be positive, e.g. 2e-5"),
+            (self.batch_size >= 1, f"--batch-size {self.batch_size}: must be at least 1"),
+            (0 < self.val_fraction < 1, f"--val-fraction {self.val_fraction}: must be between 0 and 1, e.g. 0.1"),
+            (self.weight_decay >= 0, f"--weight-decay {self.weight_decay}: must not be negative"),
+            (0 <= self.warmup_ratio < 1, f"--warmup-ratio {self.warmup_ratio}: must be in [0, 1)"),
+            (self.patience >= 1, f"--patience {self.patience}: must be at least 1"),
+            (self.max_length >= 16, f"--max-length {self.max_length}: must be at least 16"),
+            (self.objective in ("classifier", "prompt"), f"--objective {self.objective!r}: classifier or prompt"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+
+
+def split_train_val(examples: list[Example], cfg: FinetuneConfig) -> tuple[list[Example], list[Example]]:
+    """Stratified, seeded train/validation carve; both parts must hold every label."""
+    pool = sample_stratified(examples, cfg.limit, cfg.seed)
+    n_val = max(len(set(e.label for e in pool)), round(len(pool) * cfg.val_fraction))
+    val = sample_stratified(pool, n_val, cfg.seed + 1)
+    val_ids = {e.id for e in val}
+    train = [e for e in pool if e.id not in val_ids]
+    if len({e.label for e in train}) < 2 or len({e.label for e in val}) < 2:
+        raise UserError(
+            f"training data has only label(s) {sorted({e.label for e in pool})} after the split; "
+            f"fine-tuning needs examples of every label (check --train-data / --limit)"
+        )
+    return train, val
+
+
+class EncodedSet(torch.utils.data.Dataset):
+    """Encoded examples as Trainer features (`input_ids`, `labels`)."""
+
+    def __init__(self, features: list[dict[str, Any]]) -> None:
+        self.features = features
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.features[i]
+
+
+def encode_examples(task: Task, tokenizer: Any, examples: list[Example], cfg: FinetuneConfig) -> EncodedSet:
+    """Classifier: ids -> label id. Prompt: prompt ids + label word ids, loss on the word only."""
+    if cfg.objective == "classifier":
+        encoder = Encoder(task, tokenizer, cfg.max_length)
+        return EncodedSet([{"input_ids": encoder.encode(e.text).ids, "labels": e.label} for e in examples])
+    words = label_token_ids(task, tokenizer)
+    encoder = Encoder(task, tokenizer, cfg.max_length, reserve=max(len(w) for w in words))
+    features = []
+    for e in examples:
+        ids, word = encoder.encode(e.text).ids, words[e.label]
+        features.append({"input_ids": ids + word, "labels": [-100] * len(ids) + word})
+    return EncodedSet(features)
+
+
+class Collator:
+    """Right-pads a batch to its longest input; padded label positions are ignored (-100)."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def __call__(self, batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        width = max(len(f["input_ids"]) for f in batch)
+        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        seq_labels = isinstance(batch[0]["labels"], list)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long) if seq_labels else torch.zeros(len(batch), dtype=torch.long)
+        for row, f in enumerate(batch):
+            n = len(f["input_ids"])
+            ids[row, :n], mask[row, :n] = torch.tensor(f["input_ids"]), 1
+            if seq_labels:
+                labels[row, :n] = torch.tensor(f["labels"])
+            else:
+                labels[row] = f["labels"]
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
