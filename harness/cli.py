@@ -20,6 +20,13 @@ from harness.errors import UserError
 EXIT_USER_ERROR = 2
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (plus where to look) and exit code 2."""
+
+    def error(self, message: str) -> Any:
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def _batch_size(value: str) -> int | str:
     if value == "auto":
         return value
@@ -58,9 +65,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(prog="tenser", description="Evaluate text classifiers built from language models.",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="tenser", description="Evaluate text classifiers built from language models.",
+                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     fmt = argparse.ArgumentDefaultsHelpFormatter
 
     p = sub.add_parser("tasks", help="list registered tasks", formatter_class=fmt)

@@ -61,8 +61,9 @@ class Encoder:
         if excess <= 0:
             return Encoded(list(ids), False)
         start, end = len(self.prefix), len(self.prefix) + len(text)
-        # A token belongs to the review if it overlaps it and does not run into the suffix.
-        inside = [i for i, (a, b) in enumerate(offsets) if b > a and a < end and b > start and b <= end]
+        # A token belongs to the review if it lies within it. One that also holds prompt text
+        # (BPE merges the prompt's trailing space into the review's first word) is kept.
+        inside = [i for i, (a, b) in enumerate(offsets) if b > a and a >= start and b <= end]
         if len(inside) <= excess:
             raise UserError(f"task {self.task.name!r}: the prompt leaves no room for the review; raise -T max_tokens")
         first, last = inside[0], inside[-1] + 1

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import torch
 
 from harness.encoding import Encoded, label_token_ids
+from harness.errors import UserError
 from tasks import Task
 
 
@@ -87,6 +88,7 @@ class ClassifierScorer:
     method = "classifier: sequence-classification head logits at the last real token"
 
     def __init__(self, model: Any, tokenizer: Any, task: Task) -> None:
+        _check_head_labels(model, task)
         self.model = model
         self.pad_id = int(tokenizer.pad_token_id)
         # Decoder-style heads (GPT-2, Llama, ...) are a linear `score` layer on the last token;
@@ -102,6 +104,23 @@ class ClassifierScorer:
             return self.head(hidden).float()
         mask = (torch.arange(ids.shape[1], device=device) < lengths.unsqueeze(1)).long()
         return self.model(input_ids=ids, attention_mask=mask).logits.float()
+
+
+def _check_head_labels(model: Any, task: Task) -> None:
+    """A head must have one output per task label, in the task's order where it names them."""
+    n = int(getattr(model.config, "num_labels", len(task.labels)))
+    if n != len(task.labels):
+        raise UserError(
+            f"the model's classification head has {n} outputs but task {task.name!r} has {len(task.labels)} "
+            f"labels ({', '.join(task.labels)}); use a checkpoint fine-tuned for this task"
+        )
+    names = [str((getattr(model.config, "id2label", None) or {}).get(i, "")).lower() for i in range(n)]
+    wanted = [label.lower() for label in task.labels]
+    if sorted(names) == sorted(wanted) and names != wanted:
+        raise UserError(
+            f"the model's head orders its labels {names} but task {task.name!r} orders them {wanted}; "
+            f"use a checkpoint fine-tuned with the task's label order"
+        )
 
 
 def build_scorer(model: Any, tokenizer: Any, task: Task) -> Scorer:
