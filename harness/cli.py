@@ -112,6 +112,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(p)
     add_train_flags(p, limit=False)
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("bench", help="time Tenser's scoring against seed-style and one-at-a-time baselines",
+                       formatter_class=fmt)
+    p.add_argument("--model", required=True, help="causal LM for zeroshot tasks")
+    p.add_argument("--classifier", help="sequence-classification checkpoint, to bench classifier tasks too")
+    p.add_argument("--data", help="local data for the test split (default: the task's Hub dataset)")
+    p.add_argument("--train-data", help="local training data, for --finetune-steps")
+    p.add_argument("--limit", type=int, default=200, help="examples to score (stratified sample)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--batch-size", type=_batch_size, default="auto", help="Tenser's batch size")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
+    p.add_argument("--dtype", default="auto", help="Tenser's dtype (the baselines run in float32)")
+    p.add_argument("--ways", default="tenser,seed_style,one_at_a_time", help="comma-separated ways to time")
+    p.add_argument("--finetune-examples", type=int, default=0,
+                   help="also time one fine-tuning epoch over N training examples per way")
+    p.add_argument("--out", default="bench", help="folder for bench.json and bench.md")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 
@@ -262,6 +279,33 @@ def finetuned_kind(folder: str) -> str:
         raise UserError(f"--finetuned {folder}: not a fine-tuned classifier (architectures: {', '.join(archs)}); "
                         f"fine-tune one with tenser finetune")
     return "causal_lm"
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from harness import bench
+    from harness.data import load_examples
+    from tasks import get_task
+
+    ways = tuple(w.strip() for w in args.ways.split(","))
+    unknown = [w for w in ways if w not in ("tenser", "seed_style", "one_at_a_time")] or ["tenser"] * ("tenser" not in ways)
+    if unknown:
+        raise UserError(f"--ways {args.ways!r}: choose from tenser, seed_style, one_at_a_time (tenser included)")
+    pairs = [("imdb_zeroshot", args.model)] + ([("imdb_classifier", args.classifier)] if args.classifier else [])
+    results = []
+    for name, model in pairs:
+        task = get_task(name)
+        examples, _ = load_examples(task, data=args.data, limit=args.limit, seed=args.seed)
+        results.append(bench.bench_task(task, model, examples, device=args.device, dtype=args.dtype,
+                                        batch_size=args.batch_size, ways=ways))
+    training = None
+    if args.finetune_examples:
+        task = get_task("imdb_classifier")
+        examples, _ = load_examples(task, data=args.train_data, split=task.train_split,
+                                    limit=args.finetune_examples, seed=args.seed)
+        training = bench.bench_finetune(args.model, task, examples, device=args.device)
+    bench.write_outputs(results, training, Path(args.out))
+    print(Path(args.out) / "bench.md")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -154,6 +154,8 @@ def _from_path(path: Path, task: Task, split: str) -> tuple[list[str], list[Any]
         return _from_folder(path, task, split)
     if path.suffix.lower() not in FILE_SUFFIXES:
         raise UserError(f"--data {path}: unsupported file type; use {', '.join(FILE_SUFFIXES)} or a folder")
+    if path.stat().st_size == 0:
+        raise UserError(f"--data {path}: the file is empty")
     return _columns(_read_table(path), task, str(path), split)
 
 
@@ -168,7 +170,9 @@ def _read_table(path: Path) -> dict[str, list[Any]]:
         elif suffix == ".csv":
             df = pd.read_csv(path, encoding="utf-8", keep_default_na=False)
         else:
-            df = pd.read_json(path, lines=suffix == ".jsonl" or _looks_like_jsonl(path))
+            # JSON is typed already: pandas' dtype guessing would turn "001" into 1 and a review "10" into 10.
+            df = pd.read_json(path, lines=suffix == ".jsonl" or _looks_like_jsonl(path), dtype=False,
+                              convert_dates=False)
     except UnicodeDecodeError as exc:
         raise UserError(
             f"--data {path}: not UTF-8 (bad byte at position {exc.start}); re-save it as UTF-8, "

@@ -105,11 +105,12 @@ def encode_examples(task: Task, tokenizer: Any, examples: list[Example], cfg: Fi
 class Collator:
     """Right-pads a batch to its longest input; padded label positions are ignored (-100)."""
 
-    def __init__(self, pad_id: int) -> None:
+    def __init__(self, pad_id: int, pad_to: int | None = None) -> None:
         self.pad_id = pad_id
+        self.pad_to = pad_to  # fixed width (the benchmark's seed-style baseline); None = dynamic
 
     def __call__(self, batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        width = max(len(f["input_ids"]) for f in batch)
+        width = max([len(f["input_ids"]) for f in batch] + [self.pad_to or 0])
         ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
         seq_labels = isinstance(batch[0]["labels"], list)

@@ -161,3 +161,6 @@ def content_hash(folder: Path) -> str:
 
 
 logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
+# With modeling_utils at ERROR, transformers 5 checks the tensor-parallel plan on every load and
+# warns that each layer "was not sharded" (meaningless without tensor parallelism).
+logging.getLogger("transformers.distributed.tensor_parallel").setLevel(logging.ERROR)

@@ -12,6 +12,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ from harness.models import LoadedModel
 from harness.scorers import build_scorer
 from tasks import Task
 
-CPU_BATCH, GPU_BATCH = 8, 64
+# Padded tokens per batch for --batch-size auto (see BENCHMARKS.md for how these were chosen).
+CPU_TOKENS, GPU_TOKENS = 4096, 262144
 
 
 def make_encoder(task: Task, loaded: LoadedModel) -> Encoder:
@@ -42,13 +44,37 @@ def make_encoder(task: Task, loaded: LoadedModel) -> Encoder:
     return Encoder(task, loaded.tokenizer, limit, reserve=reserve)
 
 
-def resolve_batch_size(batch_size: int | str, device: torch.device) -> int:
-    """An explicit positive size, or `auto`: a size suited to the device (halved on OOM)."""
+@dataclass(frozen=True)
+class BatchPlan:
+    """How inputs are grouped: at most `max_examples` per batch and `max_tokens` padded tokens."""
+
+    max_examples: int
+    max_tokens: int | None  # None: a fixed number of examples per batch
+
+    def end(self, lengths: list[int], start: int) -> int:
+        """Index after the last input of the batch that begins at `start` (lengths sorted descending)."""
+        if self.max_tokens is None:
+            return min(len(lengths), start + self.max_examples)
+        fit = max(1, self.max_tokens // max(1, lengths[start]))  # the first input is the longest
+        return min(len(lengths), start + min(fit, self.max_examples))
+
+    def halve(self) -> BatchPlan:
+        if self.max_tokens is None:
+            return BatchPlan(max(1, self.max_examples // 2), None)
+        return BatchPlan(self.max_examples, max(1, self.max_tokens // 2))
+
+
+def plan_batches(batch_size: int | str, device: torch.device) -> BatchPlan:
+    """A fixed number of examples, or `auto`: a padded-token budget suited to the device.
+
+    Auto starts large on GPUs and halves on out-of-memory, so it settles on the largest
+    batch that fits.
+    """
     if batch_size == "auto":
-        return GPU_BATCH if device.type == "cuda" else CPU_BATCH
+        return BatchPlan(1024, GPU_TOKENS) if device.type == "cuda" else BatchPlan(64, CPU_TOKENS)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"--batch-size {batch_size!r}: give a positive whole number or 'auto'")
-    return batch_size
+    return BatchPlan(batch_size, None)
 
 
 def predict(
@@ -62,26 +88,26 @@ def predict(
 ) -> np.ndarray:
     """Probabilities over the task's labels, [n, n_labels], for encoded inputs in their order."""
     scorer = build_scorer(loaded.model, loaded.tokenizer, task)
-    size = resolve_batch_size(batch_size, loaded.device)
+    plan = plan_batches(batch_size, loaded.device)
     order = sorted(range(len(encoded)), key=lambda i: -encoded[i].n_tokens)
+    lengths = [encoded[i].n_tokens for i in order]
     out = np.zeros((len(encoded), len(task.labels)), dtype=np.float64)
     bar = tqdm(total=len(encoded), unit="ex", desc=f"scoring {task.name}", disable=not progress, dynamic_ncols=True)
     pos = 0
     while pos < len(order):
-        idx = order[pos : pos + size]
+        idx = order[pos : plan.end(lengths, pos)]
         try:
             scores = scorer.score([encoded[i] for i in idx])
         except torch.OutOfMemoryError:
-            if size == 1:
+            if len(idx) == 1:
                 raise
-            size = max(1, size // 2)
+            plan = plan.halve()
             torch.cuda.empty_cache()
-            bar.set_postfix(batch=size)
             continue
         probs = torch.softmax(scores.double(), dim=-1).cpu().numpy()
-        bad = [encoded_i for encoded_i, row in zip(idx, probs) if not np.isfinite(row).all()]
+        bad = int((~np.isfinite(probs).all(axis=1)).sum())
         if bad:
-            raise UserError(f"the model produced NaN/inf scores for {len(bad)} input(s); try --dtype float32")
+            raise UserError(f"the model produced NaN/inf scores for {bad} input(s); try --dtype float32")
         out[idx] = probs
         if on_batch is not None:
             on_batch(idx, probs)
@@ -150,7 +176,7 @@ def evaluate(
             "examples_per_s": round(len(examples) / max(score_s, 1e-9), 2),
             "tokens_per_s": round(n_tokens / max(score_s, 1e-9), 1),
         },
-        "runtime": runtime_info(loaded, resolve_batch_size(batch_size, loaded.device)),
+        "runtime": runtime_info(loaded, batch_size),
     }
     runs.save_run(run_dir, results, predictions)
     return results
@@ -168,7 +194,7 @@ def scoring_info(task: Task, loaded: LoadedModel, encoder: Encoder) -> dict[str,
     return info
 
 
-def runtime_info(loaded: LoadedModel, batch_size: int) -> dict[str, Any]:
+def runtime_info(loaded: LoadedModel, batch_size: int | str) -> dict[str, Any]:
     """Device, dtype, hardware and library versions for results.json."""
     import transformers
 

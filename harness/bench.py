@@ -1,0 +1,192 @@
+"""`tenser bench`: Tenser's scoring against the usual ways, on the same examples, hardware
+and process, with an agreement check so speed is never bought with wrong answers.
+
+Ways compared, per task:
+- `tenser`: `runner.predict` (length-sorted token-budget batches, right padding without an
+  attention mask, LM head at the scored position only, bf16 on GPU).
+- `seed_style`: what the seed notebook did: every input padded to the task's max length,
+  fp32, batch 8, a full forward with attention mask and logits at every position.
+- `one_at_a_time`: fp32, batch 1, a full forward per review: the reference for agreement.
+Peak memory is the GPU's per way on CUDA, the process's peak RSS so far on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from harness.data import Example
+from harness.encoding import Encoded
+from harness.errors import UserError
+from harness.models import LoadedModel, load_model
+from harness.runner import make_encoder, predict, runtime_info
+from tasks import Task
+
+MAX_DISAGREEMENT = 0.001  # share of examples whose prediction may differ from the reference
+MAX_ACCURACY_GAP = 0.001  # 0.1 accuracy points
+
+
+@torch.inference_mode()
+def reference_probs(task: Task, loaded: LoadedModel, encoded: list[Encoded], *, pad_to: int | None = None,
+                    batch_size: int = 1, progress: bool = True) -> np.ndarray:
+    """Plain transformers forwards (attention mask, logits at every position) over `encoded`."""
+    model, pad = loaded.model, int(loaded.tokenizer.pad_token_id)
+    device = next(model.parameters()).device
+    words = [loaded.tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in task.label_words]
+    out = []
+    for start in tqdm(range(0, len(encoded), batch_size), desc="reference", disable=not progress):
+        chunk = encoded[start : start + batch_size]
+        width = pad_to or max(e.n_tokens for e in chunk)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, e in enumerate(chunk):
+            ids[row, : e.n_tokens], mask[row, : e.n_tokens] = torch.tensor(e.ids), 1
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+        last = torch.tensor([e.n_tokens - 1 for e in chunk], device=device)
+        if task.kind == "zeroshot":
+            logits = torch.log_softmax(logits[torch.arange(len(chunk), device=device), last], -1)[:, words]
+        out.append(torch.softmax(logits.double(), -1).cpu().numpy())
+    return np.concatenate(out)
+
+
+def _timed(fn: Callable[[], np.ndarray], device: torch.device) -> tuple[np.ndarray, float, float]:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    probs = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return probs, seconds, peak
+
+
+def bench_task(task: Task, model: str, examples: list[Example], *, device: str, dtype: str,
+               batch_size: int | str, ways: tuple[str, ...]) -> dict[str, Any]:
+    """Time every way on `examples`; check Tenser against the fp32 one-at-a-time reference."""
+    kind: Any = "causal_lm" if task.kind == "zeroshot" else "classifier"
+    fast = load_model(model, kind, device=device, dtype=dtype)
+    exact = fast if fast.dtype == torch.float32 else load_model(model, kind, device=device, dtype="float32")
+    t0 = time.perf_counter()
+    encoded = make_encoder(task, fast).encode_many([e.text for e in examples])
+    tokenize_s = time.perf_counter() - t0
+    gold = np.array([e.label for e in examples])
+    n_tokens = sum(e.n_tokens for e in encoded)
+    runs: dict[str, Callable[[], np.ndarray]] = {
+        "tenser": lambda: predict(task, fast, encoded, batch_size=batch_size),
+        "seed_style": lambda: reference_probs(task, exact, encoded, pad_to=make_encoder(task, exact).max_tokens,
+                                              batch_size=8),
+        "one_at_a_time": lambda: reference_probs(task, exact, encoded, batch_size=1),
+    }
+    rows, preds = {}, {}
+    for way in ways:
+        probs, seconds, peak = _timed(runs[way], fast.device)
+        preds[way] = probs.argmax(1)
+        rows[way] = {"seconds": round(seconds, 3), "examples_per_s": round(len(examples) / seconds, 2),
+                     "tokens_per_s": round(n_tokens / seconds, 1), "peak_memory_mib": round(peak, 1),
+                     "accuracy": float((preds[way] == gold).mean())}
+    ref = "one_at_a_time" if "one_at_a_time" in preds else None
+    check = agreement(preds["tenser"], preds[ref], gold) if ref else None
+    for way in ways:
+        rows[way]["speedup_vs_tenser"] = round(rows[way]["seconds"] / rows["tenser"]["seconds"], 2)
+    return {"task": task.name, "n": len(examples), "tokens": n_tokens, "tokenize_s": round(tokenize_s, 3),
+            "ways": rows, "agreement": check, "runtime": runtime_info(fast, batch_size)}
+
+
+def agreement(pred: np.ndarray, ref: np.ndarray, gold: np.ndarray) -> dict[str, Any]:
+    """How far Tenser's predictions are from the reference's, and whether that is within limits."""
+    disagree = float((pred != ref).mean())
+    gap = abs(float((pred == gold).mean()) - float((ref == gold).mean()))
+    return {"disagreement": disagree, "accuracy_gap": gap,
+            "ok": disagree <= MAX_DISAGREEMENT and gap <= MAX_ACCURACY_GAP}
+
+
+def markdown(results: list[dict[str, Any]], training: dict[str, Any] | None = None) -> str:
+    """Markdown tables of every task and way (and of fine-tuning throughput, when measured)."""
+    lines = ["| task | way | n | seconds | examples/s | tokens/s | peak MiB | accuracy | Tenser is x faster |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        agree = r["agreement"]
+        if agree:
+            lines.append(f"| {r['task']} | agreement with reference | | | | | | "
+                         f"{agree['disagreement']:.2%} disagree, gap {agree['accuracy_gap']:.4f} | "
+                         f"{'ok' if agree['ok'] else 'FAILED'} |")
+        for way, w in r["ways"].items():
+            lines.append(f"| {r['task']} | {way} | {r['n']} | {w['seconds']:.2f} | {w['examples_per_s']:.1f} | "
+                         f"{w['tokens_per_s']:.0f} | {w['peak_memory_mib']:.0f} | {w['accuracy']:.4f} | "
+                         f"{w['speedup_vs_tenser']:.2f} |")
+    if training:
+        lines += ["", "| fine-tuning | way | examples | seconds | examples/s | est. epoch of 22,500 (s) | peak MiB | "
+                  "Tenser is x faster |", "|---|---|---|---|---|---|---|---|"]
+        for way, w in training["ways"].items():
+            lines.append(f"| {training['task']} | {way} | {w['examples']} | {w['seconds']:.1f} | "
+                         f"{w['examples_per_s']:.2f} | {w['epoch_s_for_22500']:.0f} | {w['peak_memory_mib']:.0f} | "
+                         f"{w['speedup_vs_tenser']:.2f} |")
+    hw = results[0]["runtime"]
+    lines.append(f"\nHardware: {hw['hardware']}; device {hw['device']}, Tenser dtype {hw['dtype']}; "
+                 f"torch {hw['versions']['torch']}, transformers {hw['versions']['transformers']}.")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(results: list[dict[str, Any]], training: dict[str, Any] | None, out: Path) -> None:
+    """Save bench.json and bench.md in `out`; raise if any agreement check failed."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps({"scoring": results, "finetuning": training}, indent=2) + "\n")
+    (out / "bench.md").write_text(markdown(results, training))
+    print(markdown(results, training), file=sys.stderr)
+    failed = [r["task"] for r in results if r["agreement"] and not r["agreement"]["ok"]]
+    if failed:
+        raise UserError(f"agreement check failed for {', '.join(failed)}: Tenser's predictions differ from the "
+                        f"fp32 one-at-a-time reference beyond {MAX_DISAGREEMENT:.1%} (see {out / 'bench.json'})")
+
+
+def bench_finetune(model: str, task: Task, examples: list[Example], *, device: str) -> dict[str, Any]:
+    """Training throughput over one epoch of `examples`: Tenser's set-up against seed-style padding.
+
+    A whole epoch, not a few steps: length grouping puts the longest batch first, so a few
+    steps would time the worst case only.
+    """
+    import tempfile
+
+    from transformers import Trainer, TrainingArguments
+
+    from harness.finetune import Collator, FinetuneConfig, encode_examples
+    from harness.models import resolve_device
+    from harness.training import load_trainable
+
+    cfg = FinetuneConfig()
+    dev = resolve_device(device)
+    cuda = dev.type == "cuda"
+    rows = {}
+    for way, pad_to, sampling in (("tenser", None, "group_by_length"), ("seed_style", cfg.max_length, "random")):
+        tokenizer, net = load_trainable(model, task, cfg)
+        data = encode_examples(task, tokenizer, examples, cfg)
+        with tempfile.TemporaryDirectory() as tmp:
+            args = TrainingArguments(
+                output_dir=tmp, num_train_epochs=1, per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.lr,
+                train_sampling_strategy=sampling, report_to="none", save_strategy="no", logging_strategy="no",
+                use_cpu=not cuda, bf16=cuda and way == "tenser" and torch.cuda.is_bf16_supported(),
+                optim="adamw_torch_fused" if cuda and way == "tenser" else "adamw_torch", seed=cfg.seed,
+            )
+            trainer = Trainer(model=net, args=args, train_dataset=data,
+                              data_collator=Collator(int(tokenizer.pad_token_id), pad_to))
+            _, seconds, peak = _timed(lambda t=trainer: np.array(t.train().training_loss), dev)  # type: ignore[misc]
+        per_example = seconds / len(examples)
+        rows[way] = {"examples": len(examples), "seconds": round(seconds, 2), "examples_per_s": round(1 / per_example, 2),
+                     "epoch_s_for_22500": round(per_example * 22500, 1), "peak_memory_mib": round(peak, 1)}
+    for way in rows:
+        rows[way]["speedup_vs_tenser"] = round(rows[way]["seconds"] / rows["tenser"]["seconds"], 2)
+    return {"task": f"finetune:{task.name}", "ways": rows}

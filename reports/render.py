@@ -1,0 +1,117 @@
+"""`render_report`: run folders in, one self-contained HTML file out. It loads the runs
+(baseline first), compares every other run with the baseline, gathers the tables and
+charts into one template context and renders `templates/report.html.j2` with
+autoescaping and strict undefined variables, so a review's HTML shows as text and a
+missing template variable fails loudly instead of printing nothing. No model is run.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from harness.errors import UserError
+from harness.runs import write_atomic
+from reports import charts, examples, sections
+from reports.comparison import compare, findings, headline_rows
+from reports.manifest import manifest
+from reports.sources import Run, load_runs
+from reports.stats import EXACT_BELOW
+
+TEMPLATES = Path(__file__).parent / "templates"
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0  # fixed so the same runs always give the same interval
+
+
+def render_report(
+    run_dirs: list[str | Path],
+    out: str | Path,
+    *,
+    baseline: str | Path | None = None,
+    title: str | None = None,
+) -> Path:
+    """Render run folders into one self-contained HTML file at `out` and return its path."""
+    runs = load_runs(list(run_dirs), baseline)
+    html = environment().get_template("report.html.j2").render(**build_context(runs, title=title))
+    target = _target(Path(out))
+    write_atomic(target, html)
+    return target
+
+
+def environment() -> jinja2.Environment:
+    """The Jinja2 environment: templates from the package, HTML autoescaped, undefined names fatal."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _target(out: Path) -> Path:
+    if out.is_dir():
+        out = out / "report.html"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create folder {out.parent} for the report: {exc.strerror}; choose another --out") from None
+    return out
+
+
+def build_context(runs: list[Run], *, title: str | None = None) -> dict[str, Any]:
+    """Everything the template shows, as formatted plain data and base64 charts."""
+    base = runs[0]
+    comparisons = [compare(base, r, resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED) for r in runs[1:]]
+    calibration = sections.calibration(runs)
+    length = sections.by_length(runs)
+    return {
+        "title": title or default_title(runs),
+        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "runs": [_run_header(i, r) for i, r in enumerate(runs)],
+        "comparisons": [{"base": c.base.role, "other": c.other.role, "reason": c.reason} for c in comparisons],
+        "findings": findings(runs, comparisons),
+        "compared": sections.compared(runs),
+        "headline": headline_rows(runs, comparisons),
+        "metrics_chart": charts.metrics_chart(runs),
+        "per_class": [sections.per_class(r) for r in runs],
+        "confusion_chart": charts.confusion_chart(runs),
+        "calibration": calibration,
+        "reliability_chart": charts.reliability_chart(runs, calibration),
+        "training": _training(runs),
+        "length": length,
+        "length_chart": charts.length_chart(runs, length["buckets"], length["values"]) if length else None,
+        "changed": [x for x in (examples.changed(c) for c in comparisons) if x is not None],
+        "errors": [examples.confident_errors(r) for r in runs],
+        "manifest": manifest(runs),
+        "version": str(base.results.get("tenser_version", "")),
+        "methods": {"resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED, "exact_below": EXACT_BELOW},
+    }
+
+
+def default_title(runs: list[Run]) -> str:
+    """'<task>: A vs B' for runs of one task; 'A vs B' (models) when tasks differ."""
+    tasks = list(dict.fromkeys(str(r.results["task"].get("name", "task")) for r in runs))
+    models = " vs ".join(r.name.split(" · ")[0] for r in runs)
+    return f"{tasks[0]}: {models}" if len(tasks) == 1 else models
+
+
+def _run_header(i: int, run: Run) -> dict[str, Any]:
+    return {"role": run.role, "name": run.name, "colour": charts.colour(i), "path": str(run.path)}
+
+
+def _training(runs: list[Run]) -> list[dict[str, Any]]:
+    out = []
+    for i, run in enumerate(runs):
+        log, note = sections.training_log(run)
+        if log is None and note is None:
+            continue
+        entry: dict[str, Any] = {"run": _run_header(i, run), "note": note, "chart": None, "summary": None}
+        if log is not None:
+            entry["chart"] = charts.training_chart(log, charts.colour(i))
+            entry["summary"] = sections.training_summary(log)
+        out.append(entry)
+    return out
