@@ -1,6 +1,6 @@
 """The `tenser` command line. User errors print one line and exit with code 2.
 
-Subcommands: `tasks`, `run`, `finetune`, `compare`, `report`. This module is the
+Subcommands: `tasks`, `run`, `finetune`, `compare`, `report`, `bench`, `demo`. This module is the
 composition root: it may import `reports` and `demo`, lazily, so scoring never pulls in
 seaborn or gradio.
 """
@@ -8,6 +8,7 @@ seaborn or gradio.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -77,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="score model(s) on a task and write run folders", formatter_class=fmt)
     p.add_argument("--model", action="append", required=True, help="Hub id or local folder; repeat for several")
     p.add_argument("--out", default="runs", help="parent folder; each run goes to OUT/TASK__MODEL")
+    p.add_argument("--prompts", choices=("default", "all"), default="default",
+                   help="zeroshot: score the task's prompt, or every prompt variant (sensitivity)")
+    p.add_argument("--select-on", choices=("validation",), help="pick the prompt variant with the best accuracy "
+                                                                 "on a validation split carved from train")
+    p.add_argument("--val-limit", type=int, default=200, help="validation examples for --select-on")
+    p.add_argument("--train-data", help="local train split for few-shot (-T shots=k) and --select-on")
     add_common(p)
     p.set_defaults(func=cmd_run)
 
@@ -129,6 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also time one fine-tuning epoch over N training examples per way")
     p.add_argument("--out", default="bench", help="folder for bench.json and bench.md")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("demo", help="web demo: a pretrained and a fine-tuned model side by side", formatter_class=fmt)
+    p.add_argument("--pretrained", required=True, help="causal LM (Hub id or folder), scored zero-shot with imdb_zeroshot")
+    p.add_argument("--finetuned", required=True,
+                   help="folder saved by `tenser finetune`: a ...ForSequenceClassification (imdb_classifier) "
+                        "or a prompt-tuned causal LM (imdb_zeroshot)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 exposes it to the network)")
+    p.add_argument("--port", type=int, default=7860, help="port to listen on")
+    p.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps (auto: cuda > mps > cpu)")
+    p.add_argument("--dtype", default="auto", help="auto|float32|bfloat16|float16 (auto: bf16 on capable GPUs)")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 
@@ -192,31 +211,60 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from tasks import prompt_variants
+
     task = prepare_task(args)
-    run_dirs = [run_one(task, model, args, Path(args.out) / f"{task.name}__{model_slug(model)}") for model in args.model]
-    for run_dir in run_dirs[:-1]:
+    if (args.prompts == "all" or args.select_on) and task.kind != "zeroshot":
+        raise UserError(f"--prompts/--select-on apply to zeroshot tasks; {task.name!r} is a {task.kind} task")
+    variants = prompt_variants(task) if args.prompts == "all" or args.select_on else [task]
+    run_dirs = [d for model in args.model for d in score_model(variants, model, args, Path(args.out))]
+    for run_dir in run_dirs:
         print(run_dir)
-    print(run_dirs[-1])
     return 0
 
 
-def run_one(task: Any, model: str, args: argparse.Namespace, run_dir: Path) -> Path:
-    """Load data and model, score, write `run_dir`; print a one-line summary."""
-    from harness import runs
+def score_model(tasks: list[Any], model: str, args: argparse.Namespace, out: Path,
+                names: list[str] | None = None) -> list[Path]:
+    """Load `model` once, score it on each task (prompt variants), write one run folder each
+    (named `names`, default TASK__MODEL)."""
+    from harness import prompting, runs
     from harness.data import load_examples
     from harness.models import load_model
     from harness.runner import evaluate
 
-    runs.prepare_run_dir(run_dir, overwrite=args.overwrite)
-    examples, info = load_examples(task, data=args.data, split=args.split, limit=args.limit, seed=args.seed)
+    examples, info = load_examples(tasks[0], data=args.data, split=args.split, limit=args.limit, seed=args.seed)
     t0 = time.perf_counter()
-    loaded = load_model(model, "causal_lm" if task.kind == "zeroshot" else "classifier", device=args.device, dtype=args.dtype)
-    results = evaluate(task, loaded, examples, info, run_dir, batch_size=args.batch_size,
-                       load_s=time.perf_counter() - t0)
-    m = results["metrics"]
-    print(f"{task.name} | {model} | n={m['n']} accuracy={m['accuracy']:.4f} f1_macro={m['f1_macro']:.4f} "
-          f"loss={m['loss']:.4f} | {results['timings']['examples_per_s']:.1f} ex/s", file=sys.stderr)
-    return run_dir
+    loaded = load_model(model, "causal_lm" if tasks[0].kind == "zeroshot" else "classifier",
+                        device=args.device, dtype=args.dtype)
+    load_s = time.perf_counter() - t0
+    exclude = {e.id for e in examples} | {e.text for e in examples}
+    shots = [prompting.add_demonstrations(t, loaded, train_data=args.train_data, seed=args.seed, exclude=exclude)
+             for t in tasks]
+    extra: dict[str, Any] = {}
+    if getattr(args, "select_on", None):
+        val = prompting.validation_examples(tasks[0], train_data=args.train_data, limit=args.val_limit, seed=args.seed)
+        val = [e for e in val if not any(e.id == d["id"] for _, r in shots if r for d in r["demonstrations"])]
+        best, extra["prompt_selection"] = prompting.select_prompt([t for t, _ in shots], loaded, val,
+                                                                  batch_size=args.batch_size, seed=args.seed)
+        keep = [i for i, (t, _) in enumerate(shots) if t.name == best.name]
+        shots, tasks = [shots[i] for i in keep], [tasks[i] for i in keep]
+    run_dirs, accuracies = [], {}
+    names = names or [f"{t.name}__{model_slug(model)}" for t in tasks]
+    for (task, demos), original, name in zip(shots, tasks, names):
+        run_dir = runs.prepare_run_dir(out / name, overwrite=args.overwrite)
+        results = evaluate(task, loaded, examples, info, run_dir, batch_size=args.batch_size, load_s=load_s,
+                           extra={**extra, **({"fewshot": demos} if demos else {})})
+        m = results["metrics"]
+        accuracies[original.name] = m["accuracy"]
+        print(f"{original.name} | {model} | n={m['n']} accuracy={m['accuracy']:.4f} f1_macro={m['f1_macro']:.4f} "
+              f"loss={m['loss']:.4f} | {results['timings']['examples_per_s']:.1f} ex/s", file=sys.stderr)
+        run_dirs.append(run_dir)
+    if len(run_dirs) > 1:
+        spread = prompting.sensitivity(accuracies)
+        runs.write_atomic(out / f"prompt_sensitivity__{model_slug(model)}.json", json.dumps(spread, indent=2) + "\n")
+        print(f"prompt sensitivity | {model} | accuracy mean={spread['mean']:.4f} std={spread['std']:.4f} "
+              f"min={spread['min']:.4f} max={spread['max']:.4f}", file=sys.stderr)
+    return run_dirs
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -246,7 +294,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     runs.prepare_run_dir(out, overwrite=args.overwrite)
     args.overwrite = True  # sub-folders of a fresh --out
     zeroshot = prepare_task(argparse.Namespace(**{**vars(args), "task": "imdb_zeroshot"}))
-    run_dirs: list[str | Path] = [run_one(zeroshot, args.model, args, out / "runs" / f"pretrained__{zeroshot.name}")]
+    run_dirs: list[str | Path] = [*score_model([zeroshot], args.model, args, out / "runs", [f"pretrained__{zeroshot.name}"])]
     finetuned = args.finetuned
     if finetuned is None:
         task = get_task("imdb_classifier" if args.objective == "classifier" else "imdb_zeroshot")
@@ -256,7 +304,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     names = ["imdb_classifier"] if kind == "classifier" else ["imdb_zeroshot"]
     for name in names:
         task = prepare_task(argparse.Namespace(**{**vars(args), "task": name}))
-        run_dirs.append(run_one(task, finetuned, args, out / "runs" / f"finetuned__{name}"))
+        run_dirs += score_model([task], finetuned, args, out / "runs", [f"finetuned__{name}"])
     for run_dir in run_dirs:
         print(run_dir)
     from reports import render_report
@@ -305,6 +353,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         training = bench.bench_finetune(args.model, task, examples, device=args.device)
     bench.write_outputs(results, training, Path(args.out))
     print(Path(args.out) / "bench.md")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from demo.app import serve  # lazy: gradio loads for this command only
+
+    serve(args.pretrained, args.finetuned, host=args.host, port=args.port, share=args.share,
+          device=args.device, dtype=args.dtype)
     return 0
 
 

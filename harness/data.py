@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +80,8 @@ def sample_stratified(examples: list[Example], limit: int | None, seed: int, *, 
     """A seeded sample of `limit` examples with label shares as in `examples`, in data order."""
     if limit is None or limit >= len(examples):
         if limit is not None and limit > len(examples):
-            print(f"note: --limit {limit} is larger than {source} ({len(examples)} examples); using all of them")
+            print(f"note: --limit {limit} is larger than {source} ({len(examples)} examples); using all of them",
+                  file=sys.stderr)
         return list(examples)
     rng = np.random.default_rng(seed)
     labels = np.array([e.label for e in examples])

@@ -108,8 +108,12 @@ def _from_pretrained(cls: Any, source: str, name: str, **kwargs: Any) -> Any:
             return cls.from_pretrained(source, trust_remote_code=False, **kwargs)
     except (OSError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        where = "local folder" if Path(source).exists() else "Hub model"
-        raise UserError(f"--model {name}: cannot load this {where} ({first})") from None
+        if Path(source).exists():
+            raise UserError(f"--model {name}: cannot load this local folder ({first})") from None
+        offline = "; HF_HUB_OFFLINE is set, so only the local cache is searched" if hub_offline() else ""
+        raise UserError(
+            f"--model {name}: cannot load this Hub model ({first}){offline}; check the id or pass a local model folder"
+        ) from None
 
 
 def _load_tokenizer(source: str, name: str) -> Any:

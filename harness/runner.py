@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 import harness
-from harness import runs
+from harness import calibration, runs
 from harness.data import DataInfo, Example
 from harness.encoding import Encoded, Encoder
 from harness.errors import UserError
@@ -117,9 +117,10 @@ def predict(
     return out
 
 
-def prediction_record(task: Task, example: Example, enc: Encoded, probs: np.ndarray) -> dict[str, Any]:
-    """One line of predictions.jsonl."""
-    return {
+def prediction_record(task: Task, example: Example, enc: Encoded, probs: np.ndarray,
+                      raw: np.ndarray | None = None) -> dict[str, Any]:
+    """One line of predictions.jsonl (`raw_probs`: before calibration, when calibrated)."""
+    record = {
         "id": example.id,
         "label": task.labels[example.label],
         "pred": task.labels[int(np.argmax(probs))],
@@ -129,6 +130,9 @@ def prediction_record(task: Task, example: Example, enc: Encoded, probs: np.ndar
         "truncated": enc.truncated,
         "preview": example.text[: runs.PREVIEW_CHARS],
     }
+    if raw is not None:
+        record["raw_probs"] = {name: float(p) for name, p in zip(task.labels, raw)}
+    return record
 
 
 def evaluate(
@@ -141,27 +145,40 @@ def evaluate(
     batch_size: int | str = "auto",
     load_s: float = 0.0,
     progress: bool = True,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Score `examples`, write the run folder (prepared by the caller) and return results."""
+    """Score `examples`, write the run folder (prepared by the caller) and return results.
+
+    `extra` adds sections to results.json (e.g. few-shot demonstrations, prompt selection).
+    """
     t0 = time.perf_counter()
     encoder = make_encoder(task, loaded)
     encoded = encoder.encode_many([e.text for e in examples])
     tokenize_s = time.perf_counter() - t0
+    calibrated = task.kind == "zeroshot" and task.calibration != "none"
+    shift, calibration_info = calibration.correction(task, loaded, batch_size=batch_size) if calibrated else (None, None)
     log = runs.PredictionLog(run_dir)
 
-    def keep(idx: list[int], probs: np.ndarray) -> None:
-        log.append(prediction_record(task, examples[i], encoded[i], p) for i, p in zip(idx, probs))
+    def records(idx: list[int], raw: np.ndarray) -> list[dict[str, Any]]:
+        probs = calibration.apply(raw, shift) if shift is not None else raw
+        return [prediction_record(task, examples[i], encoded[i], p, r if calibrated else None)
+                for i, p, r in zip(idx, probs, raw)]
 
     t1 = time.perf_counter()
     try:
-        probs = predict(task, loaded, encoded, batch_size=batch_size, on_batch=keep, progress=progress)
+        raw = predict(task, loaded, encoded, batch_size=batch_size, on_batch=lambda i, r: log.append(records(i, r)),
+                      progress=progress)
     finally:
         log.close()
     score_s = time.perf_counter() - t1
-    predictions = [prediction_record(task, e, enc, p) for e, enc, p in zip(examples, encoded, probs)]
-    metrics = compute_metrics(np.array([e.label for e in examples]), probs, task.labels)
+    predictions = records(list(range(len(examples))), raw)
+    gold = np.array([e.label for e in examples])
+    probs = calibration.apply(raw, shift) if shift is not None else raw
+    metrics = compute_metrics(gold, probs, task.labels)
     metrics["n_truncated"] = sum(e.truncated for e in encoded)
     n_tokens = sum(e.n_tokens for e in encoded)
+    if calibrated:
+        extra = {**(extra or {}), "calibration": calibration_info, "metrics_raw": compute_metrics(gold, raw, task.labels)}
     results = {
         "tenser_version": harness.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -177,6 +194,7 @@ def evaluate(
             "tokens_per_s": round(n_tokens / max(score_s, 1e-9), 1),
         },
         "runtime": runtime_info(loaded, batch_size),
+        **(extra or {}),
     }
     runs.save_run(run_dir, results, predictions)
     return results

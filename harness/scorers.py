@@ -56,7 +56,10 @@ class ZeroShotScorer:
         self.multi_token = any(len(ids) > 1 for ids in self.label_ids)
         words = "summed log-probs of multi-token label words" if self.multi_token else "single-token label words"
         self.method = f"zeroshot: log P(label word | prompt) at the last prompt position ({words})"
-        self.softcap = getattr(model.config, "final_logit_softcapping", None)
+        config = model.config
+        self.softcap = getattr(config, "final_logit_softcapping", None)
+        # Some heads scale their logits (Cohere multiplies, Granite divides): keep their distribution.
+        self.scale = float(getattr(config, "logit_scale", None) or 1.0) / float(getattr(config, "logits_scaling", None) or 1.0)
 
     @torch.inference_mode()
     def score(self, batch: list[Encoded]) -> torch.Tensor:
@@ -76,7 +79,7 @@ class ZeroShotScorer:
         device = next(self.model.parameters()).device
         ids, _ = _pad(seqs, self.pad_id, device)
         positions = torch.tensor(steps, device=device)
-        logits = self.model.get_output_embeddings()(_hidden_at(self.model.base_model, ids, positions)).float()
+        logits = self.model.get_output_embeddings()(_hidden_at(self.model.base_model, ids, positions)).float() * self.scale
         if self.softcap:  # e.g. Gemma 2 caps its logits; keep the model's own distribution
             logits = torch.tanh(logits / self.softcap) * self.softcap
         return torch.log_softmax(logits, dim=-1)

@@ -13,7 +13,8 @@ from tasks.registry import (
     get_task,
     include_file,
     list_tasks,
+    prompt_variants,
     register_task,
 )
 
-__all__ = ["Task", "TaskError", "get_task", "include_file", "list_tasks", "register_task"]
+__all__ = ["Task", "TaskError", "get_task", "include_file", "list_tasks", "prompt_variants", "register_task"]

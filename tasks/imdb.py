@@ -24,6 +24,12 @@ register_task(
         label_words=(" negative", " positive"),
         max_tokens=1024,
         tags=("sentiment", "imdb"),
+        variants=(
+            ("Movie review: {text}\nThe sentiment of this review is", " negative", " positive"),
+            ("{text}\nDid the reviewer like the movie? Answer:", " No", " Yes"),
+            ("{text}\nOverall, the movie was", " bad", " good"),
+            ("Here is a movie review.\n{text}\nIn one word, the reviewer's opinion is", " negative", " positive"),
+        ),
     )
 )
 

@@ -21,6 +21,8 @@ import tomllib
 
 TaskKind = Literal["zeroshot", "classifier"]
 KINDS: tuple[str, ...] = typing.get_args(TaskKind)
+Calibration = Literal["none", "contextual", "pmi"]
+CALIBRATIONS: tuple[str, ...] = typing.get_args(Calibration)
 TRUNCATION_SIDES = ("left", "right")
 
 
@@ -52,6 +54,16 @@ class Task:
     # give their verdict; "right" keeps the start.
     truncation_side: Literal["left", "right"] = "left"
     tags: tuple[str, ...] = field(default=())
+    # zeroshot only. Calibration removes the prompt's bias towards one label word:
+    # "contextual" (Zhao et al. 2021) divides by the label distribution of content-free
+    # inputs put through the same prompt; "pmi" (Holtzman et al. 2021) subtracts each word's
+    # log-probability after the domain prompt alone. "none" keeps numbers comparable.
+    calibration: Calibration = "none"
+    content_free: tuple[str, ...] = ("N/A", "", "[MASK]")
+    domain_prompt: str = ""  # PMI premise; "" = the prompt's text after {text}, stripped
+    shots: int = 0  # labelled demonstrations from the train split put before each input
+    # Other prompts to measure sensitivity: each is (template, one label word per label).
+    variants: tuple[tuple[str, ...], ...] = ()
 
     def __post_init__(self) -> None:
         check_task(self)
@@ -74,8 +86,18 @@ def check_task(task: Task) -> None:
         raise TaskError(f"{where}: truncation_side {task.truncation_side!r} must be 'left' or 'right'")
     if task.max_tokens is not None and task.max_tokens < 8:
         raise TaskError(f"{where}: max_tokens must be at least 8 (or None for the model's context)")
+    if task.calibration not in CALIBRATIONS:
+        raise TaskError(f"{where}: calibration {task.calibration!r} is not one of {', '.join(CALIBRATIONS)}")
+    if task.shots < 0:
+        raise TaskError(f"{where}: shots must be 0 or more, got {task.shots}")
     if task.kind == "zeroshot":
         _check_prompt(task, where)
+        for i, variant in enumerate(task.variants):
+            if len(variant) != 1 + len(task.labels):
+                raise TaskError(f"{where}: variant {i} must be (template, {len(task.labels)} label words), got {variant!r}")
+            check_task(prompt_variant(task, i + 1))
+    elif task.calibration != "none" or task.shots or task.variants:
+        raise TaskError(f"{where}: calibration, shots and variants apply to zeroshot tasks only")
 
 
 def _check_prompt(task: Task, where: str) -> None:
@@ -92,6 +114,20 @@ def _check_prompt(task: Task, where: str) -> None:
             f"{where}: the prompt ends in whitespace and the label words start with a space; "
             f"end the prompt without it (e.g. {task.prompt.rstrip()!r}) and keep the space in the label words"
         )
+
+
+def prompt_variant(task: Task, index: int) -> Task:
+    """Variant `index` of a zeroshot task (0 = its own prompt) as a task named NAME-pINDEX."""
+    if index == 0:
+        return dataclasses.replace(task, name=f"{task.name}-p0", variants=())
+    template, *words = task.variants[index - 1]
+    return dataclasses.replace(task, name=f"{task.name}-p{index}", prompt=template, label_words=tuple(words),
+                               variants=())
+
+
+def prompt_variants(task: Task) -> list[Task]:
+    """The task's own prompt and each of its variants, as tasks."""
+    return [prompt_variant(task, i) for i in range(len(task.variants) + 1)]
 
 
 _REGISTRY: dict[str, Task] = {}

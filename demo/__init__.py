@@ -1,0 +1,14 @@
+"""The Gradio demo: a pretrained causal LM (zero-shot prompt) and a fine-tuned model side by
+side, on one review or a batch. It scores through `harness.runner` (`make_encoder` +
+`predict`), the same path as `tenser run`, so the demo and evaluation give the same
+probabilities. Gradio is imported only in `demo.app`; the other modules are plain logic.
+
+Start it with `tenser demo --pretrained M --finetuned DIR` (see `demo.app.serve`).
+"""
+
+from __future__ import annotations
+
+import os
+
+# Gradio sends usage telemetry unless told not to; the demo never does.
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"

@@ -1,0 +1,180 @@
+"""The Gradio app: `build_app` lays out the single-review and batch tabs over two loaded
+models; `serve` loads both models once, then launches the app (local, no telemetry, no
+share link unless asked). `classify_review` and `classify_batch` are the event handlers,
+plain functions of the predictors, testable without a server.
+
+Requests go through Gradio's queue: at most `CONCURRENCY` run at once across both tabs,
+at most `QUEUE_SIZE` wait; each model additionally scores one request at a time.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from demo.examples import EXAMPLES
+from demo.inputs import EMPTY_REVIEW, MAX_CHARS, MAX_ROWS, TEXT_COLUMN, check_review, read_batch
+from demo.outputs import batch_summary, batch_table, display_table, model_heading, token_note, verdict, write_csv
+from demo.predictors import Predictor, finetuned_task_name, model_kind
+from harness.errors import UserError
+from harness.models import LoadedModel, load_model
+from tasks import Task, get_task
+
+CONCURRENCY = 4  # requests in flight; the per-model locks keep scoring itself serial per model
+QUEUE_SIZE = 64  # waiting requests beyond this are turned away with "queue full"
+MAX_UPLOAD = "5mb"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+# Small table headers that wrap between words, not inside them ("P(negative)" stays whole).
+CSS = "#batch-table th, #batch-table th * { font-size: 12px; word-break: normal !important; overflow-wrap: normal; }"
+ReviewOutputs = tuple[Any, ...]  # verdict, then (probabilities, token note, prompt) per model
+
+
+def classify_review(predictors: Sequence[Predictor], text: str | None) -> ReviewOutputs:
+    """Verdict markdown, then for each model: label probabilities, token note, exact prompt."""
+    try:
+        review = check_review(text)
+        answers = [p.answer([review])[0] for p in predictors]
+    except UserError as exc:
+        notice = str(exc) if str(exc) == EMPTY_REVIEW else f"⚠️ {exc}"
+        return (notice,) + (None, "", "") * len(predictors)
+    columns: tuple[Any, ...] = ()
+    for p, a in zip(predictors, answers):
+        columns += (a.probs, token_note(a, p.encoder.max_tokens, p.task.truncation_side), a.prompt)
+    return (verdict([(p.title, a) for p, a in zip(predictors, answers)]),) + columns
+
+
+def classify_batch(
+    predictors: Sequence[Predictor], pasted: str | None, csv_path: str | None, folder: Path
+) -> tuple[str, pd.DataFrame | None, str | None]:
+    """Summary markdown, the table to show, and the path of the full-precision CSV."""
+    try:
+        texts = read_batch(pasted, csv_path)
+        answers = {p.role: p.answer(texts) for p in predictors}
+    except UserError as exc:
+        return f"⚠️ {exc}", None, None
+    df, roles = batch_table(texts, answers), [p.role for p in predictors]
+    return batch_summary(df, roles), display_table(df, roles), str(write_csv(df, folder))
+
+
+def build_app(
+    pretrained: LoadedModel, finetuned: LoadedModel, *, pretrained_task: Task | str, finetuned_task: Task | str
+) -> gr.Blocks:
+    """The demo app over two loaded models and their tasks (names or Task records)."""
+    predictors = (
+        Predictor.create("pretrained", pretrained, _task(pretrained_task)),
+        Predictor.create("finetuned", finetuned, _task(finetuned_task)),
+    )
+    with gr.Blocks(title="Tenser demo", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
+        gr.Markdown("# Tenser: pretrained vs fine-tuned\nOne movie review, two models: does fine-tuning "
+                    "change the answer? Both are scored exactly as `tenser run` scores them.")
+        with gr.Tab("Single review"):
+            _single_tab(predictors)
+        with gr.Tab("Batch"):
+            _batch_tab(predictors)
+    app.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+    return app
+
+
+def _task(task: Task | str) -> Task:
+    return get_task(task) if isinstance(task, str) else task
+
+
+def _single_tab(predictors: Sequence[Predictor]) -> None:
+    review = gr.Textbox(label="Movie review", lines=6, max_lines=16, elem_id="review",
+                        placeholder="Paste or type a review…", info=f"At most {MAX_CHARS:,} characters.")
+    with gr.Row():
+        button = gr.Button("Classify", variant="primary", elem_id="classify")
+        clear = gr.ClearButton(value="Clear")
+    verdict_box = gr.Markdown(elem_id="verdict")
+    outputs: list[gr.components.Component] = [verdict_box]
+    with gr.Row(equal_height=False):
+        for p in predictors:
+            with gr.Column():
+                outputs += _answer_column(p)
+    clear.add([review, *outputs])
+    gr.on([button.click, review.submit], lambda text: classify_review(predictors, text), inputs=review,
+          outputs=outputs, api_name="classify", concurrency_id="models")
+    gr.Examples([[text] for _, text in EXAMPLES], inputs=review, example_labels=[name for name, _ in EXAMPLES],
+                label="Examples (written for this demo, some deliberately hard)")
+
+
+def _answer_column(p: Predictor) -> list[gr.components.Component]:
+    gr.Markdown(model_heading(p))
+    label = gr.Label(label=f"{p.title}: probability of each label", num_top_classes=len(p.task.labels),
+                     elem_id=f"{p.role}-label")
+    note = gr.Markdown(elem_id=f"{p.role}-note")
+    what = "prompt" if p.task.kind == "zeroshot" else "input"
+    prompt = gr.Textbox(label=f"Exact {what} scored (decoded tokens, after truncation)", lines=4, max_lines=10,
+                        interactive=False, buttons=["copy"], elem_id=f"{p.role}-prompt")
+    return [label, note, prompt]
+
+
+def _batch_tab(predictors: Sequence[Predictor]) -> None:
+    scratch = tempfile.TemporaryDirectory(prefix="tenser-demo-")  # removed at exit; Gradio serves copies
+    with gr.Row():
+        pasted = gr.Textbox(label="Reviews, one per line", lines=8, max_lines=16, elem_id="batch-text")
+        upload = gr.File(label=f"…or a CSV file with a `{TEXT_COLUMN}` column (used instead of the box)",
+                         file_types=[".csv"], type="filepath", elem_id="batch-file")
+    gr.Markdown(f"At most {MAX_ROWS} reviews of {MAX_CHARS:,} characters each. "
+                "Probabilities are rounded here; the CSV download has full precision.")
+    button = gr.Button("Classify all", variant="primary", elem_id="classify-batch")
+    summary = gr.Markdown(elem_id="batch-summary")
+    table = gr.Dataframe(label="Predictions", interactive=False, wrap=True, elem_id="batch-table",
+                         column_widths=_column_widths(predictors))
+    download = gr.File(label="Download predictions (CSV)", interactive=False, elem_id="batch-download")
+    button.click(lambda text, path: classify_batch(predictors, text, path, Path(scratch.name)), inputs=[pasted, upload],
+                 outputs=[summary, table, download], api_name="classify_batch", concurrency_id="models")
+
+
+def _column_widths(predictors: Sequence[Predictor]) -> list[str | int]:
+    """Widths for the shown table: #, review, then per model label and probabilities, agree, truncated."""
+    rest = 2 + sum(1 + len(p.task.labels) for p in predictors)
+    widths: list[str | int] = ["3%", "24%"]
+    return widths + [f"{73 / rest:.2f}%"] * rest
+
+
+def serve(
+    pretrained: str,
+    finetuned: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    share: bool = False,
+    device: str = "auto",
+    dtype: str = "auto",
+    prevent_thread_lock: bool = False,
+) -> gr.Blocks:
+    """Load both models once (a bad path raises UserError here), then launch the demo."""
+    _check_port(host, port)
+    finetuned_task = get_task(finetuned_task_name(finetuned))
+    print(f"loading pretrained model {pretrained} (imdb_zeroshot) …", file=sys.stderr)
+    pre = load_model(pretrained, "causal_lm", device=device, dtype=dtype)
+    print(f"loading fine-tuned model {finetuned} ({finetuned_task.name}) …", file=sys.stderr)
+    fin = load_model(finetuned, model_kind(finetuned_task), device=device, dtype=dtype)
+    app = build_app(pre, fin, pretrained_task="imdb_zeroshot", finetuned_task=finetuned_task)
+    if host not in LOCAL_HOSTS:
+        print(f"warning: --host {host} makes the demo reachable from other machines", file=sys.stderr)
+    # No server-side rendering (needs Node), no MCP endpoint, no run history kept in browsers.
+    app.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=prevent_thread_lock,
+               show_error=True, ssr_mode=False, mcp_server=False, run_history=False, max_file_size=MAX_UPLOAD,
+               footer_links=["api", "settings"], css=CSS)
+    return app
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail before loading models when the port is out of range or taken."""
+    if not 1 <= port <= 65535:
+        raise UserError(f"--port {port}: choose a port between 1 and 65535")
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+            s.bind((host, port))
+    except OSError as exc:
+        raise UserError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror}); pick another port") from None

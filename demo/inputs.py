@@ -1,0 +1,83 @@
+"""Checking what users type or upload, before any tokenizing: one review, or a batch of
+reviews pasted one per line or uploaded as a CSV with a `text` column.
+
+Problems raise `InputProblem`, whose message the app shows as is. Checks are cheap
+(lengths and counts), so oversize input is refused before it costs model time. Review
+text is kept exactly as given (no stripping), so scores equal `tenser run`'s.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.errors import UserError
+
+MAX_CHARS = 20_000  # per review; IMDB's longest is ~14,000 characters
+MAX_ROWS = 500  # per batch; about a minute of CPU time for GPT-2 small
+TEXT_COLUMN = "text"
+EMPTY_REVIEW = "Type or paste a movie review first (or pick one of the examples below)."
+EMPTY_BATCH = f"Paste reviews, one per line, or upload a CSV file with a `{TEXT_COLUMN}` column."
+
+
+class InputProblem(UserError):
+    """Input the demo refuses; the message tells the user what to change."""
+
+
+def check_review(text: str | None) -> str:
+    """The review unchanged; empty or over-long text raises InputProblem."""
+    if text is None or not text.strip():
+        raise InputProblem(EMPTY_REVIEW)
+    if len(text) > MAX_CHARS:
+        raise InputProblem(
+            f"This review is {len(text):,} characters long; the demo takes at most {MAX_CHARS:,}. "
+            f"Paste a shorter part of it."
+        )
+    return text
+
+
+def read_batch(pasted: str | None, csv_path: str | Path | None) -> list[str]:
+    """Reviews from an uploaded CSV (preferred when given) or pasted lines; checked for size."""
+    if csv_path:
+        return _check_rows(read_csv_texts(Path(csv_path)), "row")
+    if pasted is None or len(pasted) > MAX_ROWS * (MAX_CHARS + 1):
+        raise InputProblem(EMPTY_BATCH if pasted is None else f"Too much text; paste at most {MAX_ROWS} reviews.")
+    lines = [line.rstrip("\r") for line in pasted.split("\n")]
+    return _check_rows([line for line in lines if line.strip()], "line")
+
+
+def read_csv_texts(path: Path) -> list[str]:
+    """The `text` column of a CSV file (read at most MAX_ROWS + 1 rows)."""
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8", nrows=MAX_ROWS + 1)
+    except UnicodeDecodeError:
+        raise InputProblem("The CSV file is not UTF-8 text; save it as UTF-8 and upload it again.") from None
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputProblem(f"Cannot read the file as CSV ({first}).") from None
+    if TEXT_COLUMN not in df.columns:
+        found = ", ".join(f"`{c}`" for c in df.columns) or "none"
+        raise InputProblem(f"The CSV has no `{TEXT_COLUMN}` column (columns found: {found}). "
+                           f"Name the column holding the reviews `{TEXT_COLUMN}`.")
+    texts = df[TEXT_COLUMN].tolist()
+    blank = [str(i + 1) for i, t in enumerate(texts) if not t.strip()]
+    if blank:
+        raise InputProblem(f"The CSV has an empty `{TEXT_COLUMN}` in row(s) {_few(blank)}; fill or remove them.")
+    return texts
+
+
+def _check_rows(texts: list[str], unit: str) -> list[str]:
+    if not texts:
+        raise InputProblem(EMPTY_BATCH)
+    if len(texts) > MAX_ROWS:
+        raise InputProblem(f"Too many reviews: the demo scores at most {MAX_ROWS} at a time. "
+                           f"Split the input into smaller batches (or use `tenser run` for a whole data set).")
+    long = [str(i + 1) for i, t in enumerate(texts) if len(t) > MAX_CHARS]
+    if long:
+        raise InputProblem(f"Review {unit}(s) {_few(long)} are longer than {MAX_CHARS:,} characters; shorten them.")
+    return texts
+
+
+def _few(items: list[str], n: int = 5) -> str:
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
