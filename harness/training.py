@@ -68,10 +68,19 @@ def _scores_for_metrics(task: Task, tokenizer: Any, cfg: FinetuneConfig) -> Any:
     return reduce
 
 
-def _metrics_fn(task: Task, val_labels: np.ndarray) -> Any:
+def _metrics_fn(task: Task, tokenizer: Any) -> Any:
+    """Validation metrics by the harness's own code. Gold labels come from the evaluated
+    batches themselves: the Trainer may order evaluation by length."""
+    from harness.encoding import label_token_ids
+
+    first = [w[0] for w in label_token_ids(task, tokenizer)] if task.kind == "zeroshot" else []
+
     def metrics(pred: Any) -> dict[str, float]:
         scores = torch.tensor(np.asarray(pred.predictions, dtype=np.float64))
-        m = compute_metrics(val_labels, torch.softmax(scores, dim=-1).numpy(), task.labels)
+        gold = np.asarray(pred.label_ids)
+        if gold.ndim == 2:  # prompt objective: the label word's first token names the class
+            gold = np.array([first.index(int(row[row != -100][0])) for row in gold])
+        m = compute_metrics(gold, torch.softmax(scores, dim=-1).numpy(), task.labels)
         return {"accuracy": m["accuracy"], "f1_macro": m["f1_macro"], "label_loss": m["loss"]}
 
     return metrics
@@ -140,7 +149,7 @@ def finetune(
         model=net, args=_training_args(output, cfg, device), data_collator=Collator(int(tokenizer.pad_token_id)),
         train_dataset=encode_examples(task, tokenizer, train, cfg),
         eval_dataset=encode_examples(task, tokenizer, val, cfg), processing_class=tokenizer,
-        compute_metrics=_metrics_fn(task, np.array([e.label for e in val])),
+        compute_metrics=_metrics_fn(task, tokenizer),
         preprocess_logits_for_metrics=_scores_for_metrics(task, tokenizer, cfg),
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience), _epoch_printer(), *callbacks],
     )

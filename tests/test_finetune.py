@@ -50,6 +50,7 @@ def test_finetune_learns_and_round_trips(tmp_path: Path, gpt2_dir: Path, capsys:
     log = json.loads((out / "training_log.json").read_text())
     assert log["hyperparameters"]["lr"] == 3e-3 and log["data"]["n_val"] == 16 and log["data"]["n_train"] == 144
     assert [e["epoch"] for e in log["epochs"]] == [1, 2, 3]
+    assert log["epochs"][-1]["val_accuracy"] >= 0.8  # separable data; a label/order mix-up would show
     assert log["train_loss"] and log["data"]["fingerprint"].startswith("sha256:")
     assert not (out / "checkpoints").exists() and not (out / "training_args.bin").exists()
 
@@ -100,6 +101,9 @@ def test_early_stopping_restores_best_epoch(tmp_path: Path, gpt2_dir: Path) -> N
     probs = predict(task, loaded, make_encoder(task, loaded).encode_many([e.text for e in val]), progress=False)
     loss = -np.log(probs[np.arange(len(val)), [e.label for e in val]]).mean()
     assert loss == pytest.approx(log["best_val_loss"], abs=2e-3)
+    best_epoch = log["epochs"][log["best_epoch"] - 1]
+    accuracy = float((probs.argmax(1) == [e.label for e in val]).mean())
+    assert accuracy == pytest.approx(best_epoch["val_accuracy"])
 
 
 class Interrupt(Exception):
