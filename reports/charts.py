@@ -40,6 +40,7 @@ STYLE: dict[str, Any] = {
     "legend.frameon": False,
     "legend.fontsize": 8,
 }
+MANY = 4  # more runs than this: charts drop per-bar values and long titles that would collide
 METRICS = (("accuracy", "Accuracy"), ("precision_macro", "Precision"), ("recall_macro", "Recall"), ("f1_macro", "F1"))
 
 
@@ -49,7 +50,8 @@ def colour(i: int) -> str:
 
 
 @contextmanager
-def _figure(width: float, height: float) -> Iterator[Figure]:
+def figure(width: float, height: float) -> Iterator[Figure]:
+    """A constrained-layout figure drawn in the report's style."""
     import matplotlib
     from matplotlib.figure import Figure
 
@@ -57,7 +59,8 @@ def _figure(width: float, height: float) -> Iterator[Figure]:
         yield Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
-def _encode(fig: Figure) -> str:
+def encode(fig: Figure) -> str:
+    """The figure as a base64 PNG string."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, facecolor="white")
     return base64.b64encode(buf.getvalue()).decode("ascii")
@@ -69,7 +72,7 @@ def _label(run: Run) -> str:
 
 def metrics_chart(runs: list[Run]) -> str:
     """Grouped bars of the headline metrics with their 95% intervals; loss on its own axis."""
-    with _figure(10, 3.4) as fig:
+    with figure(10, 3.4) as fig:
         ax, loss_ax = fig.subplots(1, 2, width_ratios=[4, 1])
         width = 0.8 / len(runs)
         for j, run in enumerate(runs):
@@ -77,16 +80,24 @@ def metrics_chart(runs: list[Run]) -> str:
             values = [run.metrics[k] for k, _ in METRICS]
             bars = ax.bar(x, values, width * 0.92, color=colour(j), label=_label(run),
                           yerr=_errors(run, [k for k, _ in METRICS]), capsize=2, error_kw={"elinewidth": 0.8})
-            ax.bar_label(bars, fmt="%.3f", label_type="center", color="white", fontsize=7, fontweight="bold")
+            if len(runs) <= MANY:  # narrower bars cannot hold their values
+                ax.bar_label(bars, fmt="%.3f", label_type="center", color="white", fontsize=7, fontweight="bold")
             loss_ax.bar([j], [run.metrics["loss"]], 0.7, color=colour(j), yerr=_errors(run, ["loss"]), capsize=2)
         ax.set(xticks=range(len(METRICS)), xticklabels=[n for _, n in METRICS], ylim=(0, 1.05), ylabel="score")
         ax.set_title("Headline metrics (macro averages, 95% CI)", loc="left")
         loss_ax.set(xticks=range(len(runs)), xticklabels=[r.role for r in runs])
+        if len(runs) > MANY:
+            loss_ax.tick_params(axis="x", rotation=90)
         loss_ax.set_title("Loss (lower is better)", loc="left")
         ax.grid(axis="x", visible=False)
         loss_ax.grid(axis="x", visible=False)
-        fig.legend(loc="outside lower center", ncols=min(len(runs), 4))
-        return _encode(fig)
+        fig.legend(loc="outside lower center", ncols=_legend_columns(runs))
+        return encode(fig)
+
+
+def _legend_columns(runs: list[Run]) -> int:
+    """Up to four columns, fewer when long run names would not fit across the figure."""
+    return max(1, min(len(runs), 4, 130 // max(len(_label(r)) for r in runs)))
 
 
 def _errors(run: Run, keys: list[str]) -> np.ndarray | None:
@@ -104,7 +115,7 @@ def confusion_chart(runs: list[Run]) -> str:
     vmax = max(int(m.max()) for m in matrices) or 1
     k = max(len(r.labels) for r in runs)
     side = 2.2 + 0.35 * k
-    with _figure(min(side * len(runs) + 1.2, 11), 2 * side + 0.6) as fig:
+    with figure(min(side * len(runs) + 1.2, 11), 2 * side + 0.6) as fig:
         axes = fig.subplots(2, len(runs), squeeze=False)
         for j, (run, m) in enumerate(zip(runs, matrices)):
             rates = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
@@ -113,8 +124,9 @@ def confusion_chart(runs: list[Run]) -> str:
                                       "xticklabels": run.labels, "yticklabels": run.labels}
             sns.heatmap(m, ax=axes[0][j], vmin=0, vmax=vmax, fmt="d", **common)
             sns.heatmap(rates, ax=axes[1][j], vmin=0, vmax=1, fmt=".2f", **common)
-            axes[0][j].set_title(f"{_label(run)}\ncounts", fontsize=9)
-            axes[1][j].set_title("share of each gold row", fontsize=9)
+            many = len(runs) > MANY  # narrow columns: the role alone, as in the page's run chips
+            axes[0][j].set_title(f"{run.role if many else _label(run)}\ncounts", fontsize=9)
+            axes[1][j].set_title("row share" if many else "share of each gold row", fontsize=9)
             for ax in axes[:, j]:
                 ax.grid(False)
                 ax.set_xlabel("predicted")
@@ -122,7 +134,7 @@ def confusion_chart(runs: list[Run]) -> str:
                 ax.tick_params(axis="y", rotation=0)
         fig.colorbar(axes[0][0].collections[0], ax=axes[0, :], shrink=0.85, label="examples")
         fig.colorbar(axes[1][0].collections[0], ax=axes[1, :], shrink=0.85, label="share")
-        return _encode(fig)
+        return encode(fig)
 
 
 def _recorded_confusion(run: Run) -> np.ndarray:
@@ -136,7 +148,7 @@ def _recorded_confusion(run: Run) -> np.ndarray:
 def reliability_chart(runs: list[Run], calibration: list[dict[str, Any]]) -> str:
     """Reliability diagram (accuracy against confidence per bin) and the confidence histogram."""
     low = np.floor(10 / max(len(r.labels) for r in runs)) / 10  # confidence never falls below 1/K
-    with _figure(10, 3.8) as fig:
+    with figure(10, 3.8) as fig:
         ax, hist = fig.subplots(1, 2, width_ratios=[1.15, 1])
         ax.plot([low, 1], [low, 1], ls="--", lw=1, color="#999999", label="perfectly calibrated")
         width = 0.1 / len(runs)
@@ -154,7 +166,7 @@ def reliability_chart(runs: list[Run], calibration: list[dict[str, Any]]) -> str
         hist.set(xlim=(low, 1), xlabel="confidence", ylabel="share of examples")
         hist.set_title("Where the confidences fall", loc="left")
         hist.grid(axis="x", visible=False)
-        return _encode(fig)
+        return encode(fig)
 
 
 def training_chart(log: dict[str, Any], run_colour: str) -> str:
@@ -162,7 +174,7 @@ def training_chart(log: dict[str, Any], run_colour: str) -> str:
     steps = [s for s in log.get("train_loss") or [] if "loss" in s]
     epochs = [e for e in log.get("epochs") or [] if "epoch" in e]
     by_epoch = all("epoch" in s for s in steps)
-    with _figure(10, 3.2) as fig:
+    with figure(10, 3.2) as fig:
         loss_ax, score_ax = fig.subplots(1, 2)
         if steps:
             x = np.array([s["epoch"] if by_epoch else s["step"] for s in steps], dtype=float)
@@ -184,7 +196,7 @@ def training_chart(log: dict[str, Any], run_colour: str) -> str:
             ax.legend(loc="best")
         loss_ax.set_title("Loss", loc="left")
         score_ax.set_title("Validation scores", loc="left")
-        return _encode(fig)
+        return encode(fig)
 
 
 def _smooth(y: np.ndarray) -> np.ndarray:
@@ -203,7 +215,7 @@ def _mark_best(ax: Any, best: Any) -> None:
 
 def length_chart(runs: list[Run], buckets: list[str], values: list[list[float | None]]) -> str:
     """Accuracy per review-length bucket, one bar per run; empty buckets are left blank."""
-    with _figure(10, 3.0) as fig:
+    with figure(10, 3.0) as fig:
         ax = fig.subplots()
         width = 0.8 / len(runs)
         for j, (run, accs) in enumerate(zip(runs, values)):
@@ -214,5 +226,6 @@ def length_chart(runs: list[Run], buckets: list[str], values: list[list[float | 
                ylabel="accuracy")
         ax.set_title("Accuracy by input length", loc="left")
         ax.grid(axis="x", visible=False)
-        fig.legend(loc="outside lower center", ncols=min(len(runs), 4))
-        return _encode(fig)
+        fig.legend(loc="outside lower center", ncols=_legend_columns(runs))
+        return encode(fig)
+

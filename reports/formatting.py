@@ -108,6 +108,17 @@ def value(v: Any) -> str:
     return str(v)
 
 
+def short_prompt(text: str, keep: int = 300) -> str:
+    """A long prompt (few-shot prompts hold their demonstrations) cut to its first and last characters.
+
+    >>> short_prompt("Review: {text}"), short_prompt("a" * 10 + "b" * 30 + "c" * 10, keep=10)
+    ('Review: {text}', 'aaaaaaaaaa\\n[… 30 characters omitted …]\\ncccccccccc')
+    """
+    if len(text) <= 2 * keep + 20:  # cutting would save almost nothing
+        return text
+    return f"{text[:keep]}\n[… {len(text) - 2 * keep:,} characters omitted …]\n{text[-keep:]}"
+
+
 def short_hash(text: str | None, keep: int = 12) -> str:
     """A content hash or revision cut to a readable prefix.
 

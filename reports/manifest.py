@@ -1,8 +1,9 @@
 """The run manifest: every recorded fact about how each run was made (model and its
 hash or revision, task spec, scoring, data, sample, device, dtype, library versions,
-timings), laid out as one table per group with a column per run. Keys are shown as
-recorded, unknown extra keys included, and rows whose values differ between runs are
-flagged so the reader sees at once what changed.
+timings; calibration, prompt selection and few-shot demonstrations where recorded), laid
+out as one table per group with a column per run. Keys are shown as recorded, unknown
+extra keys included, and rows whose values differ between runs are flagged so the reader
+sees at once what changed. Long prompts are shortened to their first and last characters.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ def manifest(runs: list[Run]) -> list[dict[str, Any]]:
         ("Runtime", [_without(r.results.get("runtime") or {}, "versions") for r in runs]),
         ("Library versions", [(r.results.get("runtime") or {}).get("versions") or {} for r in runs]),
         ("Timings", [r.results.get("timings") or {} for r in runs]),
+        # Only zero-shot runs scored with these options have the groups below.
+        ("Calibration", [_without(r.results.get("calibration") or {}, "content_free_each") for r in runs]),
+        ("Prompt selection", [r.results.get("prompt_selection") or {} for r in runs]),
+        ("Few-shot", [_fewshot_facts(r.results.get("fewshot") or {}) for r in runs]),
     ]
     return [{"name": name, "rows": _rows(facts)} for name, facts in groups if any(facts)]
 
@@ -36,6 +41,13 @@ def _run_facts(run: Run) -> dict[str, Any]:
         "tenser_version": run.results.get("tenser_version"),
         "schema_version": run.results.get("schema_version"),
     }
+
+
+def _fewshot_facts(shots: dict[str, Any]) -> dict[str, Any]:
+    """Demonstrations by id and label; their previews are shown in the prompts section."""
+    demos = [d for d in shots.get("demonstrations") or [] if isinstance(d, dict)]
+    listed = ", ".join(f"{d.get('id')} ({d.get('label')})" for d in demos)
+    return {**_without(shots, "demonstrations"), "demonstrations": listed} if shots else {}
 
 
 def _without(d: dict[str, Any], key: str) -> dict[str, Any]:
@@ -54,7 +66,9 @@ def _rows(facts: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _cell(key: str, v: Any) -> str:
-    """Timings get units; everything else goes through the generic formatter."""
+    """Timings get units, long prompts are shortened; everything else goes through the generic formatter."""
+    if key == "prompt" and isinstance(v, str):
+        return fmt.short_prompt(v)
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         if key.endswith("_per_s"):
             return f"{v:,.1f} /s"

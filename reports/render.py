@@ -15,7 +15,7 @@ import jinja2
 
 from harness.errors import UserError
 from harness.runs import write_atomic
-from reports import charts, examples, sections
+from reports import charts, examples, prompts, recalibration, sections
 from reports.comparison import compare, findings, headline_rows
 from reports.manifest import manifest
 from reports.sources import Run, load_runs
@@ -68,13 +68,18 @@ def build_context(runs: list[Run], *, title: str | None = None) -> dict[str, Any
     comparisons = [compare(base, r, resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED) for r in runs[1:]]
     calibration = sections.calibration(runs)
     length = sections.by_length(runs)
+    headers = [_run_header(i, r) for i, r in enumerate(runs)]
+    sensitivity = prompts.sensitivity(runs, headers)
     return {
         "title": title or default_title(runs),
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "runs": [_run_header(i, r) for i, r in enumerate(runs)],
+        "runs": headers,
         "comparisons": [{"base": c.base.role, "other": c.other.role, "reason": c.reason} for c in comparisons],
-        "findings": findings(runs, comparisons),
-        "compared": sections.compared(runs),
+        "findings": prompts.sensitivity_findings(sensitivity) + findings(runs, comparisons) + _zeroshot_findings(runs),
+        "compared": _compared(runs),
+        "sensitivity": sensitivity,
+        "recalibrated": [recalibration.section(r, h) for r, h in zip(runs, headers) if recalibration.is_calibrated(r)],
+        "prompting": [x for x in (prompts.prompting(r, h) for r, h in zip(runs, headers)) if x],
         "headline": headline_rows(runs, comparisons),
         "metrics_chart": charts.metrics_chart(runs),
         "per_class": [sections.per_class(r) for r in runs],
@@ -93,10 +98,32 @@ def build_context(runs: list[Run], *, title: str | None = None) -> dict[str, Any
 
 
 def default_title(runs: list[Run]) -> str:
-    """'<task>: A vs B' for runs of one task; 'A vs B' (models) when tasks differ."""
+    """'<task>: A vs B' for runs of one task; 'A vs B' (models) when tasks differ.
+
+    Prompt variants name each model once: '<base> (5 prompts): A' when all runs are variants of one task.
+    """
     tasks = list(dict.fromkeys(str(r.results["task"].get("name", "task")) for r in runs))
-    models = " vs ".join(r.name.split(" · ")[0] for r in runs)
-    return f"{tasks[0]}: {models}" if len(tasks) == 1 else models
+    names = [r.name.split(" · ")[0] for r in runs]
+    variants = [prompts.VARIANT.match(t) for t in tasks]
+    bases = {v.group(1) for v in variants if v}
+    if bases:
+        models = " vs ".join(dict.fromkeys(names))
+        return f"{bases.pop()} ({len(tasks)} prompts): {models}" if len(bases) == 1 and all(variants) else models
+    return f"{tasks[0]}: {' vs '.join(names)}" if len(tasks) == 1 else " vs ".join(names)
+
+
+def _compared(runs: list[Run]) -> list[dict[str, Any]]:
+    rows = sections.compared(runs)
+    extra = prompts.compared_row(runs)
+    return rows[:3] + [extra] + rows[3:] if extra else rows  # after the Task row
+
+
+def _zeroshot_findings(runs: list[Run]) -> list[str]:
+    out: list[str] = []
+    for run in runs:
+        out += recalibration.findings(run) if recalibration.is_calibrated(run) else []
+        out += prompts.selection_findings(run)
+    return out
 
 
 def _run_header(i: int, run: Run) -> dict[str, Any]:

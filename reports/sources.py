@@ -18,6 +18,8 @@ from harness.runs import PREDICTIONS, RESULTS, load_run
 
 HEADLINE = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "loss")
 PREDICTION_FIELDS = ("id", "label", "pred", "probs")
+# (section, key it must hold, type of that key) for results.json sections only some runs have
+OPTIONAL = (("calibration", "method", str), ("prompt_selection", "chosen", str), ("fewshot", "demonstrations", list))
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,9 +78,19 @@ def _names(runs: list[Run]) -> list[str]:
     names = [Path(str(r.results["model"].get("name_or_path", "model"))).name or "model" for r in runs]
     if len({r.results["task"].get("name") for r in runs}) > 1:
         names = [f"{n} · {r.results['task'].get('name')}" for n, r in zip(names, runs)]
+    setups = [setup(r.results) for r in runs]
+    if len(set(setups)) > 1:  # e.g. the same prompt scored with and without calibration
+        names = [f"{n} · {s}" if s else n for n, s in zip(names, setups)]
     if len(set(names)) < len(names):
         names = [f"{n} ({r.path.name})" for n, r in zip(names, runs)]
     return names
+
+
+def setup(results: dict[str, Any]) -> str:
+    """How a zero-shot run asked beyond its prompt ('2-shot · contextual'); '' for a plain run."""
+    shots = (results.get("fewshot") or {}).get("k")
+    method = (results.get("calibration") or {}).get("method")
+    return " · ".join(x for x in (f"{shots}-shot" if shots else "", method or "") if x)
 
 
 def _load_one(path: Path) -> Run:
@@ -118,7 +130,21 @@ def _check_results(results: dict[str, Any], path: Path) -> tuple[str, ...]:
     missing = [k for k in HEADLINE if not isinstance(results["metrics"].get(k), (int, float))]
     if missing:
         raise UserError(f"{path}: metrics lack {', '.join(missing)}; re-run the evaluation")
+    _check_optional(results, path)
     return tuple(labels)
+
+
+def _check_optional(results: dict[str, Any], path: Path) -> None:
+    """Sections only some runs have (calibration, prompt selection, few-shot) must be well formed when present."""
+    for section, key, kind in OPTIONAL:
+        value = results.get(section)
+        if value is not None and not (isinstance(value, dict) and isinstance(value.get(key), kind)):
+            raise UserError(f"{path}: {section} must be an object with {key!r}, got {value!r:.80}; re-run the evaluation")
+    raw = results.get("metrics_raw")
+    if raw is not None:
+        missing = [k for k in HEADLINE if not isinstance(raw.get(k) if isinstance(raw, dict) else None, (int, float))]
+        if missing:
+            raise UserError(f"{path}: metrics_raw lacks {', '.join(missing)}; re-run the evaluation")
 
 
 def _check_prediction(p: Any, index: dict[str, int], path: Path, line: int) -> None:

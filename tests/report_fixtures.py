@@ -2,7 +2,10 @@
 results.json computed from those same predictions (so every number is consistent), and
 review previews that carry HTML (`<br />`, `<script>alert(1)</script>`) to prove the
 report escapes them. Runs with the same `data_seed` and `id_start` share ids and gold
-labels, so they pair; a different `id_start` gives a different example set.
+labels, so they pair; a different `id_start` gives a different example set. Zero-shot
+extras: calibrated runs (`raw_probs`, `metrics_raw` and a `calibration` record consistent
+with the predictions), five prompt-variant runs of one model, and `prompt_selection` and
+`fewshot` records (demonstration previews carry HTML too).
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from harness.runs import save_run
+from harness.runs import PREVIEW_CHARS, save_run
 
 LABELS = ("negative", "positive")
 HOSTILE = "<script>alert(1)</script>"
 MAX_TOKENS = 1024
+PROMPT = "Review: {text}\nSentiment:"
 
 
 def make_predictions(
@@ -86,14 +90,16 @@ def compute_metrics(predictions: list[dict[str, Any]], labels: tuple[str, ...] =
 
 
 def make_results(predictions: list[dict[str, Any]], *, model: str, task: str, labels: tuple[str, ...],
-                 training_log: Path | None, seed: int) -> dict[str, Any]:
+                 training_log: Path | None, seed: int, prompt: str = PROMPT,
+                 label_words: tuple[str, ...] | None = None) -> dict[str, Any]:
     """A results.json body (without schema_version) describing `predictions`."""
     return {
         "tenser_version": "0.1.0",
         "created": "2026-11-22T21:00:00+00:00",
         "task": {"name": task, "kind": "zeroshot", "labels": list(labels), "dataset": "stanfordnlp/imdb",
-                 "description": "IMDB sentiment", "split": "test", "prompt": "Review: {text}\nSentiment:",
-                 "label_words": [f" {x}" for x in labels], "max_tokens": MAX_TOKENS, "truncation_side": "left"},
+                 "description": "IMDB sentiment", "split": "test", "prompt": prompt,
+                 "label_words": list(label_words or [f" {x}" for x in labels]), "max_tokens": MAX_TOKENS,
+                 "truncation_side": "left"},
         "model": {"name_or_path": model, "revision": None, "content_hash": "sha256:" + "ab12" * 16,
                   "architecture": "GPT2LMHeadModel", "n_parameters": 124439808, "context_length": 1024,
                   "training_log": None if training_log is None else str(training_log)},
@@ -122,13 +128,104 @@ def make_run(
     task: str = "imdb_zeroshot",
     labels: tuple[str, ...] = LABELS,
     training_log: Path | None = None,
+    prompt: str = PROMPT,
+    label_words: tuple[str, ...] | None = None,
+    calibration: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a consistent synthetic run folder at `run_dir` and return it."""
+    """Write a consistent synthetic run folder at `run_dir` and return it.
+
+    `calibration` ("contextual" or "pmi") makes a calibrated run: the drawn predictions are the
+    calibrated ones, and `raw_probs` are them re-weighted by a bias towards the first label, so
+    `metrics_raw` (computed from the raw argmax) is consistent with them. `extra` adds sections.
+    """
     predictions = make_predictions(n, accuracy=accuracy, seed=seed, data_seed=data_seed, id_start=id_start,
                                    labels=labels)
-    results = make_results(predictions, model=model, task=task, labels=labels, training_log=training_log, seed=seed)
+    results = make_results(predictions, model=model, task=task, labels=labels, training_log=training_log, seed=seed,
+                           prompt=prompt, label_words=label_words)
+    if calibration:
+        bias = label_bias(labels)
+        raw = add_raw_probs(predictions, bias)
+        results["task"]["calibration"] = calibration
+        results["calibration"] = calibration_record(calibration, labels, bias)
+        results["metrics_raw"] = compute_metrics(raw, labels)
+    results.update(extra or {})
     run_dir.mkdir(parents=True, exist_ok=True)
     return save_run(run_dir, results, predictions)
+
+
+def label_bias(labels: tuple[str, ...]) -> dict[str, float]:
+    """A prompt's pull towards the first label: 0.8 / 0.2 for two labels."""
+    weights = np.array([4.0] + [1.0] * (len(labels) - 1))
+    return {label: float(w) for label, w in zip(labels, weights / weights.sum())}
+
+
+def add_raw_probs(predictions: list[dict[str, Any]], bias: dict[str, float]) -> list[dict[str, Any]]:
+    """Give each record `raw_probs` (its probs times `bias`, renormalised); return the raw view for metrics."""
+    raw_view = []
+    for p in predictions:
+        weighted = {label: p["probs"][label] * b for label, b in bias.items()}
+        total = sum(weighted.values())
+        p["raw_probs"] = {label: w / total for label, w in weighted.items()}
+        raw_pred = max(p["raw_probs"], key=p["raw_probs"].__getitem__)
+        loss = -math.log(max(p["raw_probs"][p["label"]], 1e-12))
+        raw_view.append({**p, "pred": raw_pred, "probs": p["raw_probs"], "loss": loss})
+    return raw_view
+
+
+def calibration_record(method: str, labels: tuple[str, ...], bias: dict[str, float]) -> dict[str, Any]:
+    """The `calibration` section of results.json for `method`."""
+    if method == "pmi":
+        return {"method": "pmi", "domain_prompt": "Sentiment:", "domain_probs": bias}
+    shifts = (0.05, -0.1, 0.05)  # the three content-free inputs disagree a little; their mean is `bias`
+    first, rest = labels[0], labels[1:]
+    each = [[bias[first] + d] + [bias[x] - d / len(rest) for x in rest] for d in shifts]
+    return {"method": "contextual", "content_free": ["N/A", "", "[MASK]"], "content_free_probs": bias,
+            "content_free_each": each}
+
+
+VARIANT_PROMPTS = (
+    ("Review: {text}\nSentiment:", (" negative", " positive")),
+    ("Movie review: {text}\nThe sentiment of this review is", (" negative", " positive")),
+    ("{text}\nDid the reviewer like the movie? Answer:", (" No", " Yes")),
+    ("<review>{text}</review>\nOverall, the movie was", (" bad", " good")),
+    ("{text}\nIn one word, this review is", (" negative", " positive")),
+)
+VARIANT_ACCURACY = (0.62, 0.71, 0.55, 0.78, 0.66)
+
+
+def make_variant_runs(root: Path, *, model: str = "gpt2", base: str = "imdb_zeroshot", n: int = 200) -> list[Path]:
+    """Five runs of one model on prompt variants BASE-p0 … BASE-p4 of one task, on the same examples."""
+    return [make_run(root / f"{base}-p{i}", n=n, accuracy=acc, seed=10 + i, model=model, task=f"{base}-p{i}",
+                     prompt=prompt, label_words=words)
+            for i, ((prompt, words), acc) in enumerate(zip(VARIANT_PROMPTS, VARIANT_ACCURACY))]
+
+
+SELECTION_METHOD = ("highest accuracy on 200 validation examples carved from the train split (seed 0); "
+                    "the test split was not read")
+
+
+def selection_record(chosen: int = 3, base: str = "imdb_zeroshot") -> dict[str, Any]:
+    """A `prompt_selection` section choosing variant `chosen`."""
+    prompt, words = VARIANT_PROMPTS[chosen]
+    scores = {f"{base}-p{i}": round(acc - 0.01 * (i % 2), 3) for i, acc in enumerate(VARIANT_ACCURACY)}
+    return {"chosen": f"{base}-p{chosen}", "prompt": prompt, "label_words": list(words), "method": SELECTION_METHOD,
+            "validation_accuracy": scores}
+
+
+def fewshot_record(labels: tuple[str, ...] = LABELS) -> dict[str, Any]:
+    """A 2-shot `fewshot` section whose previews carry HTML, and the prompt holding its demonstrations."""
+    demos = [{"id": f"train-{i:05d}", "label": label,
+              "preview": (f"Demo {i} {HOSTILE}<br />" + "long " * 60)[:PREVIEW_CHARS]}
+             for i, label in enumerate(labels)]
+    return {"k": len(demos), "source": "hub:stanfordnlp/imdb", "split": "train", "seed": 0, "demonstrations": demos}
+
+
+def fewshot_prompt(record: dict[str, Any], prompt: str = PROMPT) -> str:
+    """The scored prompt of a few-shot run: each demonstration as prompt + label word, then the prompt."""
+    blocks = [prompt.replace("{text}", d["preview"] + " more words" * 40) + f" {d['label']}\n\n"
+              for d in record["demonstrations"]]
+    return "".join(blocks) + prompt
 
 
 def make_training_log(path: Path, *, epochs: int = 3, steps_per_epoch: int = 40, best_epoch: int = 2) -> Path:
