@@ -62,6 +62,10 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-T", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a task field, e.g. -T max_tokens=512")
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output folder")
+    p.add_argument("--no-cache", action="store_true", help="score every example again instead of reusing cached "
+                                                          "scores ($TENSER_CACHE, default ~/.cache/tenser)")
+    p.add_argument("--allow-pickle", action="store_true", help="load pickle weights (pytorch_model.bin) when a "
+                                                              "checkpoint has no safetensors; pickle can run code")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,7 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tasks)
 
     p = sub.add_parser("run", help="score model(s) on a task and write run folders", formatter_class=fmt)
-    p.add_argument("--model", action="append", required=True, help="Hub id or local folder; repeat for several")
+    p.add_argument("--model", action="append", help="Hub id or local folder; repeat for several (required "
+                                                    "unless --resume)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="finish the interrupted run in RUN_DIR (re-running the same "
+                                                       "command resumes it too)")
     p.add_argument("--out", default="runs", help="parent folder; each run goes to OUT/TASK__MODEL")
     p.add_argument("--prompts", choices=("default", "all"), default="default",
                    help="zeroshot: score the task's prompt, or every prompt variant (sensitivity)")
@@ -102,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="folder for the fine-tuned checkpoint")
     p.add_argument("--data", help="local training data (default: the task's Hub dataset, train split)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted fine-tune in --output")
+    p.add_argument("--allow-pickle", action="store_true", help="load pickle weights (pytorch_model.bin); pickle can "
+                                                              "run code")
     add_train_flags(p)
     p.add_argument("--include", action="append", default=[], metavar="FILE")
     p.add_argument("-T", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
@@ -211,14 +220,26 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from harness import distributed, jobs
     from tasks import prompt_variants
 
+    w = distributed.init()
+    if args.resume and args.model:
+        raise UserError("--resume RUN_DIR takes the model, task and data from RUN_DIR/run.json; drop --model")
+    if args.resume:
+        results, job = jobs.resume(Path(args.resume), use_cache=not args.no_cache, allow_pickle=args.allow_pickle)
+        jobs.summary(job["name"], job["model"], results)
+        if w.main:
+            print(args.resume)
+        return 0
+    if not args.model:
+        raise UserError("give --model MODEL (a Hub id or local folder), or --resume RUN_DIR to finish a run")
     task = prepare_task(args)
     if (args.prompts == "all" or args.select_on) and task.kind != "zeroshot":
         raise UserError(f"--prompts/--select-on apply to zeroshot tasks; {task.name!r} is a {task.kind} task")
     variants = prompt_variants(task) if args.prompts == "all" or args.select_on else [task]
     run_dirs = [d for model in args.model for d in score_model(variants, model, args, Path(args.out))]
-    for run_dir in run_dirs:
+    for run_dir in run_dirs if w.main else []:
         print(run_dir)
     return 0
 
@@ -227,15 +248,14 @@ def score_model(tasks: list[Any], model: str, args: argparse.Namespace, out: Pat
                 names: list[str] | None = None) -> list[Path]:
     """Load `model` once, score it on each task (prompt variants), write one run folder each
     (named `names`, default TASK__MODEL)."""
-    from harness import prompting, runs
+    from harness import distributed, jobs, prompting, runs
     from harness.data import load_examples
-    from harness.models import load_model
-    from harness.runner import evaluate
+    from harness.models import ModelKind, load_model
 
     examples, info = load_examples(tasks[0], data=args.data, split=args.split, limit=args.limit, seed=args.seed)
     t0 = time.perf_counter()
-    loaded = load_model(model, "causal_lm" if tasks[0].kind == "zeroshot" else "classifier",
-                        device=args.device, dtype=args.dtype)
+    kind: ModelKind = "causal_lm" if tasks[0].kind == "zeroshot" else "classifier"
+    loaded = load_model(model, kind, device=args.device, dtype=args.dtype, allow_pickle=args.allow_pickle)
     load_s = time.perf_counter() - t0
     exclude = {e.id for e in examples} | {e.text for e in examples}
     shots = [prompting.add_demonstrations(t, loaded, train_data=args.train_data, seed=args.seed, exclude=exclude)
@@ -251,15 +271,15 @@ def score_model(tasks: list[Any], model: str, args: argparse.Namespace, out: Pat
     run_dirs, accuracies = [], {}
     names = names or [f"{t.name}__{model_slug(model)}" for t in tasks]
     for (task, demos), original, name in zip(shots, tasks, names):
-        run_dir = runs.prepare_run_dir(out / name, overwrite=args.overwrite)
-        results = evaluate(task, loaded, examples, info, run_dir, batch_size=args.batch_size, load_s=load_s,
-                           extra={**extra, **({"fewshot": demos} if demos else {})})
-        m = results["metrics"]
-        accuracies[original.name] = m["accuracy"]
-        print(f"{original.name} | {model} | n={m['n']} accuracy={m['accuracy']:.4f} f1_macro={m['f1_macro']:.4f} "
-              f"loss={m['loss']:.4f} | {results['timings']['examples_per_s']:.1f} ex/s", file=sys.stderr)
-        run_dirs.append(run_dir)
-    if len(run_dirs) > 1:
+        more = {**extra, **({"fewshot": demos} if demos else {})}
+        spec = jobs.job_spec(task, loaded, info, model=model, kind=kind, data=args.data, device=args.device,
+                             batch_size=args.batch_size, name=original.name, extra=more)
+        results = jobs.run_job(task, loaded, examples, info, out / name, spec=spec, overwrite=args.overwrite,
+                               batch_size=args.batch_size, use_cache=not args.no_cache, load_s=load_s, extra=more)
+        accuracies[original.name] = results["metrics"]["accuracy"]
+        jobs.summary(original.name, model, results)
+        run_dirs.append(out / name)
+    if len(run_dirs) > 1 and distributed.world().main:
         spread = prompting.sensitivity(accuracies)
         runs.write_atomic(out / f"prompt_sensitivity__{model_slug(model)}.json", json.dumps(spread, indent=2) + "\n")
         print(f"prompt sensitivity | {model} | accuracy mean={spread['mean']:.4f} std={spread['std']:.4f} "
@@ -279,19 +299,23 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     task = prepare_task(args)
     out = finetune(args.model, task, args.output, finetune_config(args, args.limit), train_data=args.data,
-                   overwrite=args.overwrite, resume=args.resume)
-    print(out)
+                   overwrite=args.overwrite, resume=args.resume, allow_pickle=args.allow_pickle)
+    from harness import distributed
+
+    if distributed.world().main:
+        print(out)
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Score the pretrained model zero-shot, fine-tune (unless given), score again, report."""
-    from harness import runs
+    from harness import distributed, runs
     from harness.training import finetune
     from tasks import get_task
 
     out = Path(args.out)
-    runs.prepare_run_dir(out, overwrite=args.overwrite)
+    w = distributed.init()
+    distributed.on_main(lambda: runs.prepare_run_dir(out, overwrite=args.overwrite))
     args.overwrite = True  # sub-folders of a fresh --out
     zeroshot = prepare_task(argparse.Namespace(**{**vars(args), "task": "imdb_zeroshot"}))
     run_dirs: list[str | Path] = [*score_model([zeroshot], args.model, args, out / "runs", [f"pretrained__{zeroshot.name}"])]
@@ -299,12 +323,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if finetuned is None:
         task = get_task("imdb_classifier" if args.objective == "classifier" else "imdb_zeroshot")
         finetuned = str(finetune(args.model, task, out / "finetuned", finetune_config(args, args.train_limit),
-                                 train_data=args.train_data))
+                                 train_data=args.train_data, allow_pickle=args.allow_pickle))
+        distributed.barrier()  # rank 0 has written the checkpoint
     kind = finetuned_kind(finetuned)
     names = ["imdb_classifier"] if kind == "classifier" else ["imdb_zeroshot"]
     for name in names:
         task = prepare_task(argparse.Namespace(**{**vars(args), "task": name}))
         run_dirs += score_model([task], finetuned, args, out / "runs", [f"finetuned__{name}"])
+    if not w.main:
+        return 0
     for run_dir in run_dirs:
         print(run_dir)
     from reports import render_report
@@ -374,9 +401,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (UserError, TaskError) as exc:
-        print(f"tenser {args.command}: error: {exc}", file=sys.stderr)
+        from harness.distributed import PeerError
+
+        if not (isinstance(exc, PeerError) and os.environ.get("RANK", "0") != "0"):  # rank 0 reports it
+            print(f"tenser {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print(f"tenser {args.command}: interrupted; scored predictions so far are kept in the run folder",
-              file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        from harness.jobs import interrupted_message
+
+        kept = interrupted_message(exc, args.command, getattr(args, "output", None))
+        print(f"tenser {args.command}: interrupted; {kept}", file=sys.stderr)
         return 130
+    finally:
+        from harness.distributed import shutdown
+
+        shutdown()

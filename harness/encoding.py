@@ -10,6 +10,7 @@ text before or after it. A literal special-token string inside a review (say
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,10 @@ from tasks import Task
 
 # The full prompt is tokenized before it is cut to fit, so this warning would be noise.
 logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
+# A review longer than this many characters per allowed token is cut to that length before tokenizing
+# (tokenizing megabytes with offsets takes seconds and gigabytes). Tokens average 3-5 characters, so
+# the tokens kept after truncation are the same unless a review's tokens average over 20 characters.
+MAX_CHARS_PER_TOKEN = 20
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,19 @@ class Encoder:
 
     def encode(self, text: str) -> Encoded:
         """Token ids for `text` in the prompt, cut inside the review when too long."""
+        budget = self.max_tokens * MAX_CHARS_PER_TOKEN
+        if len(text) <= budget:
+            return self._encode(text)
+        # A multi-megabyte review: cut its characters first, on the side that truncation drops.
+        if self.task.truncation_side == "left":
+            head = re.match(r"\s{0,64}\S{0,64}\s?", text).group()  # type: ignore[union-attr]
+            text = head + text[-budget:]  # the first word shares a token with the prompt, which is kept
+        else:
+            text = text[:budget]
+        return Encoded(self._encode(text).ids, True)
+
+    def _encode(self, text: str) -> Encoded:
+        """`encode` for a text of reasonable length: tokenize all of it, then drop tokens."""
         full = self.render(text)
         enc = self.tokenizer(full, return_offsets_mapping=True, split_special_tokens=True)
         ids, offsets = enc["input_ids"], enc["offset_mapping"]

@@ -3,7 +3,9 @@ sequence-classification model (classifier tasks), on the chosen device and dtype
 
 GPT-2 has no pad token: we set it to EOS on the tokenizer and the model config. A plain
 LM loaded for classification would get a random head without complaint; we refuse it.
-Weights load from safetensors where the checkpoint has them; remote code never runs.
+Weights load from safetensors only, unless the user allows pickle weights (`--allow-pickle`): a
+`pytorch_model.bin` can run code when unpickled. A corrupt or truncated safetensors file is named in
+a one-line error. Remote code never runs (`trust_remote_code=False`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Literal
 
 import torch
 
+from harness import distributed
 from harness.data import hub_endpoint_reachable, hub_offline
 from harness.errors import UserError
 
@@ -51,6 +54,9 @@ def resolve_device(name: str) -> torch.device:
         raise UserError("--device cuda: no CUDA GPU is visible to torch; use --device cpu or auto")
     if name == "mps" and not torch.backends.mps.is_available():
         raise UserError("--device mps: Apple MPS is not available; use --device cpu or auto")
+    w = distributed.world()
+    if name == "cuda" and w.size > 1:  # one GPU per process, as the launcher numbers them on each node
+        return torch.device("cuda", w.local_rank % torch.cuda.device_count())
     return torch.device(name)
 
 
@@ -64,16 +70,21 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return DTYPES[name]
 
 
-def load_model(name: str, kind: ModelKind, *, device: str = "auto", dtype: str = "auto") -> LoadedModel:
-    """Load tokenizer and model `name` (Hub id or folder) for scoring as `kind`."""
+def load_model(name: str, kind: ModelKind, *, device: str = "auto", dtype: str = "auto",
+               allow_pickle: bool = False) -> LoadedModel:
+    """Load tokenizer and model `name` (Hub id or folder) for scoring as `kind`.
+
+    Weights load from safetensors; pickle weights (`pytorch_model.bin`) only with `allow_pickle`.
+    """
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
-    source = _check_source(name)
+    source = _check_source(name, allow_pickle=allow_pickle)
     tokenizer = _load_tokenizer(source, name)
     auto = AutoModelForCausalLM if kind == "causal_lm" else AutoModelForSequenceClassification
-    model, loading = _from_pretrained(auto, source, name, dtype=dt, output_loading_info=True)
+    model, loading = _from_pretrained(auto, source, name, dtype=dt, output_loading_info=True,
+                                      **weights_kwargs(allow_pickle))
     if kind == "classifier":
         _check_trained_head(model, loading, name)
     if tokenizer.pad_token_id is None:
@@ -84,12 +95,18 @@ def load_model(name: str, kind: ModelKind, *, device: str = "auto", dtype: str =
     return LoadedModel(model, tokenizer, dev, dt, _describe(model, name, source))
 
 
-def _check_source(name: str) -> str:
+def weights_kwargs(allow_pickle: bool) -> dict[str, Any]:
+    """`from_pretrained` arguments: safetensors only, unless pickle weights are allowed."""
+    return {} if allow_pickle else {"use_safetensors": True}
+
+
+def _check_source(name: str, *, allow_pickle: bool = False) -> str:
     """Return a local folder path, or `name` as a Hub id after checking the Hub is reachable."""
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
             raise UserError(f"--model {name}: folder has no config.json; is it a Hugging Face model folder?")
+        _check_weights(path, name, allow_pickle=allow_pickle)
         return str(path.resolve())
     if name.startswith((".", "/", "~")) or name.count("/") > 1 or name.endswith(("/", "\\")):
         raise UserError(f"--model {name}: no such folder; give a local model folder or a Hub id such as gpt2")
@@ -101,13 +118,45 @@ def _check_source(name: str) -> str:
     return name
 
 
+def _check_weights(folder: Path, name: str, *, allow_pickle: bool) -> None:
+    """Every safetensors file must open (a torn download fails here, naming the file); a checkpoint
+    with pickle weights only is refused unless `allow_pickle`, since unpickling can run code."""
+    from safetensors import SafetensorError, safe_open
+
+    safe = sorted(folder.glob("*.safetensors"))
+    for path in safe:
+        try:
+            with safe_open(str(path), framework="pt"):
+                pass
+        except (SafetensorError, OSError) as exc:
+            raise UserError(f"--model {name}: weights file {path} is corrupt or truncated ({_first_line(exc)}); "
+                            f"download or save the checkpoint again") from None
+    pickles = sorted(p.name for p in folder.glob("*.bin") if p.name != "training_args.bin")
+    if pickles and not safe and not allow_pickle:
+        raise UserError(f"--model {name}: has only pickle weights ({pickles[0]}), which can run code when loaded; "
+                        f"convert them to safetensors (load once where you trust them, then save_pretrained) "
+                        f"or pass --allow-pickle if you trust this checkpoint")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 def _from_pretrained(cls: Any, source: str, name: str, **kwargs: Any) -> Any:
+    from safetensors import SafetensorError
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return cls.from_pretrained(source, trust_remote_code=False, **kwargs)
+    except SafetensorError as exc:
+        raise UserError(f"--model {name}: a weights file is corrupt or truncated ({_first_line(exc)}); "
+                        f"download or save the checkpoint again") from None
     except (OSError, ValueError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = _first_line(exc)
+        if kwargs.get("use_safetensors") and "safetensors" in first:
+            raise UserError(f"--model {name}: has no safetensors weights ({first}); pickle weights can run code "
+                            f"when loaded: pass --allow-pickle if you trust this checkpoint") from None
         if Path(source).exists():
             raise UserError(f"--model {name}: cannot load this local folder ({first})") from None
         offline = "; HF_HUB_OFFLINE is set, so only the local cache is searched" if hub_offline() else ""
@@ -152,10 +201,13 @@ def _describe(model: Any, name: str, source: str) -> dict[str, Any]:
     }
 
 
+HASHED = (".safetensors", ".bin", ".json", ".model", ".txt")  # weights, configs, tokenizer files (merges.txt, ...)
+
+
 def content_hash(folder: Path) -> str:
-    """A short sha256 over the folder's weight and config files, identifying the checkpoint."""
+    """A short sha256 over the folder's weight, config and tokenizer files, identifying the checkpoint."""
     h = hashlib.sha256()
-    files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".json") and p.is_file())
+    files = sorted(p for p in folder.iterdir() if p.suffix in HASHED and p.is_file())
     for p in files:
         h.update(p.name.encode())
         with open(p, "rb") as f:

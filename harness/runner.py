@@ -4,14 +4,16 @@
 and the demo all call it. It sorts inputs by length (longest first, so an out-of-memory
 error shows at once and the batch size halves), pads each batch to its own longest input,
 and returns probabilities in the original order. Results do not depend on batch size.
+
+`evaluate` turns one job into a run folder. Its records come from an interrupted run's partial
+files, the score cache, or `predict` (see `harness.collect`), and its metrics are computed from
+the records alone, so a resumed, cached or multi-process run equals an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import platform
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +24,9 @@ import torch
 from tqdm.auto import tqdm
 
 import harness
-from harness import calibration, runs
+from harness import calibration, collect, distributed, runs
+from harness.cache import ScoreCache
+from harness.collect import NonFiniteScores
 from harness.data import DataInfo, Example
 from harness.encoding import Encoded, Encoder
 from harness.errors import UserError
@@ -83,7 +87,7 @@ def predict(
     encoded: list[Encoded],
     *,
     batch_size: int | str = "auto",
-    on_batch: Callable[[list[int], np.ndarray], None] | None = None,
+    on_batch: collect.OnBatch | None = None,
     progress: bool = True,
 ) -> np.ndarray:
     """Probabilities over the task's labels, [n, n_labels], for encoded inputs in their order."""
@@ -92,47 +96,34 @@ def predict(
     order = sorted(range(len(encoded)), key=lambda i: -encoded[i].n_tokens)
     lengths = [encoded[i].n_tokens for i in order]
     out = np.zeros((len(encoded), len(task.labels)), dtype=np.float64)
-    bar = tqdm(total=len(encoded), unit="ex", desc=f"scoring {task.name}", disable=not progress, dynamic_ncols=True)
-    pos = 0
-    while pos < len(order):
-        idx = order[pos : plan.end(lengths, pos)]
-        try:
-            scores = scorer.score([encoded[i] for i in idx])
-        except torch.OutOfMemoryError:
-            if len(idx) == 1:
-                raise
-            plan = plan.halve()
-            torch.cuda.empty_cache()
-            continue
-        probs = torch.softmax(scores.double(), dim=-1).cpu().numpy()
-        bad = int((~np.isfinite(probs).all(axis=1)).sum())
-        if bad:
-            raise UserError(f"the model produced NaN/inf scores for {bad} input(s); try --dtype float32")
-        out[idx] = probs
-        if on_batch is not None:
-            on_batch(idx, probs)
-        pos += len(idx)
-        bar.update(len(idx))
-    bar.close()
+    with tqdm(total=len(encoded), unit="ex", desc=f"scoring {task.name}", disable=not progress,
+              dynamic_ncols=True) as bar:  # closed (a newline on stderr) also when scoring fails
+        pos = 0
+        while pos < len(order):
+            idx = order[pos : plan.end(lengths, pos)]
+            try:
+                scores = scorer.score([encoded[i] for i in idx])
+            except torch.OutOfMemoryError:
+                if len(idx) == 1:
+                    raise
+                plan = plan.halve()
+                torch.cuda.empty_cache()
+                continue
+            out[idx] = _accept(idx, torch.softmax(scores.double(), dim=-1).cpu().numpy(), on_batch)
+            pos += len(idx)
+            bar.update(len(idx))
     return out
 
 
-def prediction_record(task: Task, example: Example, enc: Encoded, probs: np.ndarray,
-                      raw: np.ndarray | None = None) -> dict[str, Any]:
-    """One line of predictions.jsonl (`raw_probs`: before calibration, when calibrated)."""
-    record = {
-        "id": example.id,
-        "label": task.labels[example.label],
-        "pred": task.labels[int(np.argmax(probs))],
-        "probs": {name: float(p) for name, p in zip(task.labels, probs)},
-        "loss": float(-np.log(max(float(probs[example.label]), 1e-12))),
-        "n_tokens": enc.n_tokens,
-        "truncated": enc.truncated,
-        "preview": example.text[: runs.PREVIEW_CHARS],
-    }
-    if raw is not None:
-        record["raw_probs"] = {name: float(p) for name, p in zip(task.labels, raw)}
-    return record
+def _accept(idx: list[int], probs: np.ndarray, on_batch: collect.OnBatch | None) -> np.ndarray:
+    """Hand a batch's finite rows to `on_batch`; then NaN/inf rows raise, never becoming predictions."""
+    finite = np.isfinite(probs).all(axis=1)
+    if on_batch is not None and finite.any():
+        on_batch([i for i, ok in zip(idx, finite) if ok], probs[finite])
+    if not finite.all():
+        bad = [i for i, ok in zip(idx, finite) if not ok]
+        raise NonFiniteScores(f"the model produced NaN/inf scores for {len(bad)} input(s); try --dtype float32", bad)
+    return probs
 
 
 def evaluate(
@@ -146,39 +137,42 @@ def evaluate(
     load_s: float = 0.0,
     progress: bool = True,
     extra: dict[str, Any] | None = None,
+    key: str | None = None,
+    cache: ScoreCache | None = None,
 ) -> dict[str, Any]:
     """Score `examples`, write the run folder (prepared by the caller) and return results.
 
-    `extra` adds sections to results.json (e.g. few-shot demonstrations, prompt selection).
+    With a `key` (see `harness.jobs`), predictions left in the folder by an interrupted run of the
+    same job are reused; with a `cache`, so are cached scores. With several processes, each scores
+    its share and rank 0 writes the folder; every rank returns the results. `extra` adds sections
+    to results.json (e.g. few-shot demonstrations, prompt selection).
     """
-    t0 = time.perf_counter()
+    w = distributed.world()
     encoder = make_encoder(task, loaded)
-    encoded = encoder.encode_many([e.text for e in examples])
-    tokenize_s = time.perf_counter() - t0
     calibrated = task.kind == "zeroshot" and task.calibration != "none"
     shift, calibration_info = calibration.correction(task, loaded, batch_size=batch_size) if calibrated else (None, None)
-    log = runs.PredictionLog(run_dir)
-
-    def records(idx: list[int], raw: np.ndarray) -> list[dict[str, Any]]:
-        probs = calibration.apply(raw, shift) if shift is not None else raw
-        return [prediction_record(task, examples[i], encoded[i], p, r if calibrated else None)
-                for i, p, r in zip(idx, probs, raw)]
-
-    t1 = time.perf_counter()
-    try:
-        raw = predict(task, loaded, encoded, batch_size=batch_size, on_batch=lambda i, r: log.append(records(i, r)),
-                      progress=progress)
-    finally:
-        log.close()
-    score_s = time.perf_counter() - t1
-    predictions = records(list(range(len(examples))), raw)
-    gold = np.array([e.label for e in examples])
-    probs = calibration.apply(raw, shift) if shift is not None else raw
-    metrics = compute_metrics(gold, probs, task.labels)
-    metrics["n_truncated"] = sum(e.truncated for e in encoded)
-    n_tokens = sum(e.n_tokens for e in encoded)
+    job = collect.Job(task, encoder, shift=shift, cache=cache, predict=lambda enc, on_batch: predict(
+        task, loaded, enc, batch_size=batch_size, on_batch=on_batch, progress=progress and w.main))
+    records = collect.collect(job, examples, run_dir, key=key)
     if calibrated:
-        extra = {**(extra or {}), "calibration": calibration_info, "metrics_raw": compute_metrics(gold, raw, task.labels)}
+        extra = {**(extra or {}), "calibration": calibration_info}
+    results = distributed.on_main(lambda: finish(task, loaded, encoder, data_info, run_dir, records or [], job.stats,
+                                                 batch_size=batch_size, load_s=load_s, extra=extra))
+    if not w.main:  # rank 0 saw it too where the filesystem is shared; on a node of its own, it is still here
+        (run_dir / runs.partial_name(w.rank, w.size)).unlink(missing_ok=True)
+    return results
+
+
+def finish(task: Task, loaded: LoadedModel, encoder: Encoder, data_info: DataInfo, run_dir: Path,
+           records: list[dict[str, Any]], stats: dict[str, float], *, batch_size: int | str, load_s: float,
+           extra: dict[str, Any] | None) -> dict[str, Any]:
+    """Metrics from the records alone, results.json and predictions.jsonl (rank 0)."""
+    gold = np.array([task.labels.index(r["label"]) for r in records])
+    metrics = compute_metrics(gold, _probs(records, "probs", task), task.labels)
+    metrics["n_truncated"] = sum(bool(r["truncated"]) for r in records)
+    if task.kind == "zeroshot" and task.calibration != "none":
+        extra = {**(extra or {}), "metrics_raw": compute_metrics(gold, _probs(records, "raw_probs", task), task.labels)}
+    tokenize_s, score_s, scored = stats["tokenize_s"], stats["score_s"], int(stats["scored"])
     results = {
         "tenser_version": harness.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -190,14 +184,19 @@ def evaluate(
         "timings": {
             "load_s": round(load_s, 3), "tokenize_s": round(tokenize_s, 3), "score_s": round(score_s, 3),
             "total_s": round(load_s + tokenize_s + score_s, 3),
-            "examples_per_s": round(len(examples) / max(score_s, 1e-9), 2),
-            "tokens_per_s": round(n_tokens / max(score_s, 1e-9), 1),
+            "examples_per_s": round(scored / max(score_s, 1e-9), 2) if scored else 0.0,
+            "tokens_per_s": round(stats["tokens"] / max(score_s, 1e-9), 1) if scored else 0.0,
         },
-        "runtime": runtime_info(loaded, batch_size),
+        "runtime": {**runtime_info(loaded, batch_size), "processes": distributed.world().size,
+                    "reused": {"resumed": int(stats["resumed"]), "cached": int(stats["cached"]), "scored": scored}},
         **(extra or {}),
     }
-    runs.save_run(run_dir, results, predictions)
+    runs.save_run(run_dir, results, records)
     return results
+
+
+def _probs(records: list[dict[str, Any]], field: str, task: Task) -> np.ndarray:
+    return np.array([[r[field][name] for name in task.labels] for r in records], dtype=np.float64)
 
 
 def scoring_info(task: Task, loaded: LoadedModel, encoder: Encoder) -> dict[str, Any]:

@@ -1,16 +1,21 @@
 """Run folders: the only interface between scoring and the report or demo.
 
-A run folder holds `results.json` (everything about the run plus its metrics) and
+A finished run folder holds `results.json` (everything about the run plus its metrics) and
 `predictions.jsonl` (one JSON object per example, in example order). Files are written
-atomically (temporary file, then rename) so a crash never leaves a half-written result;
-while scoring, predictions are appended to `predictions.partial.jsonl` batch by batch.
+atomically (temporary file, then rename) so a crash never leaves a half-written result.
+While scoring, `run.json` names the job (its key and how to restart it) and predictions are
+appended to `predictions.partial.jsonl` (`predictions.rankR.jsonl` per process when several
+share the job) batch by batch, flushed and fsynced, each file opening with a header line that
+holds the key. A re-run of the same job resumes from them; a crash can tear only the last line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Iterable
+import shlex
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,57 +25,187 @@ SCHEMA_VERSION = 1
 RESULTS = "results.json"
 PREDICTIONS = "predictions.jsonl"
 PARTIAL = "predictions.partial.jsonl"
+RUN_META = "run.json"
+RANK_GLOB = "predictions.rank*.jsonl"
+HEADER = "tenser_partial"
 PREVIEW_CHARS = 200
 
 
+def resume_command(run_dir: Path) -> str:
+    """The command that finishes the unfinished run in `run_dir`."""
+    return f"tenser run --resume {shlex.quote(str(run_dir))}"
+
+
 def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename."""
+    """Write `text` to `path` through a temporary file and a rename; a failed write is a UserError."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path} ({exc.strerror or exc}); free some space or choose another "
+                        f"output folder") from None
 
 
-def prepare_run_dir(path: Path, *, overwrite: bool) -> Path:
-    """Create `path` for a new run; refuse a non-empty folder unless `overwrite`."""
+def partial_name(rank: int, size: int) -> str:
+    """The partial file one process appends to: one per rank when several share a job."""
+    return PARTIAL if size == 1 else f"predictions.rank{rank}.jsonl"
+
+
+def _rank_of(path: Path) -> int:
+    digits = path.stem.removeprefix("predictions.rank")
+    return int(digits) if digits.isdigit() else -1
+
+
+def partial_files(run_dir: Path, rank: int = 0, size: int = 1) -> list[Path]:
+    """The partial files process `rank` of `size` resumes from: its own, and (rank 0) any no rank owns."""
+    if rank > 0:
+        return [p for p in [run_dir / partial_name(rank, size)] if p.is_file()]
+    ranks = [p for p in sorted(run_dir.glob(RANK_GLOB)) if _rank_of(p) == 0 or _rank_of(p) >= size]
+    return [p for p in [run_dir / PARTIAL, *ranks] if p.is_file()]
+
+
+def _unfinished_key(path: Path) -> str | None:
+    """The key of the unfinished run in `path` (run.json, no results.json), else None."""
+    if (path / RESULTS).exists() or not (path / RUN_META).is_file():
+        return None
+    try:
+        key = json.loads((path / RUN_META).read_text(encoding="utf-8")).get("key")
+    except (ValueError, AttributeError, OSError):
+        return None
+    return key if isinstance(key, str) else None
+
+
+def prepare_run_dir(path: Path, *, overwrite: bool, key: str | None = None,
+                    spec: dict[str, Any] | None = None) -> Path:
+    """Create `path` for a run. A non-empty folder is refused unless `overwrite` (our files are removed),
+    or unless it holds an unfinished run of the same `key`, which is then resumed."""
     if path.exists() and not path.is_dir():
         raise UserError(f"output {path} exists and is not a folder; choose another --out")
     if path.is_dir() and any(path.iterdir()):
+        found = _unfinished_key(path)
+        if key is not None and found == key and not overwrite:
+            return path
+        if not overwrite and found is not None:
+            raise UserError(f"output folder {path} holds an unfinished run of another job (model, task, data or "
+                            f"sample differ); pass --overwrite to discard it or choose another --out")
         if not overwrite:
             raise UserError(f"output folder {path} is not empty; pass --overwrite or choose another --out")
-        for name in (RESULTS, PREDICTIONS, PARTIAL):
-            (path / name).unlink(missing_ok=True)
+        for p in [path / n for n in (RESULTS, PREDICTIONS, PARTIAL, RUN_META)] + list(path.glob(RANK_GLOB)):
+            p.unlink(missing_ok=True)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create output folder {path}: {exc.strerror}; choose another --out") from None
+    if key is not None:
+        write_atomic(path / RUN_META, json.dumps({"key": key, "job": spec or {}}, indent=2, ensure_ascii=False) + "\n")
     return path
 
 
-class PredictionLog:
-    """Appends prediction records to the partial file, flushed and fsynced per batch."""
+def read_run_meta(run_dir: Path) -> dict[str, Any]:
+    """run.json of an unfinished run folder (for `tenser run --resume`)."""
+    path = run_dir / RUN_META
+    if (run_dir / RESULTS).is_file():
+        raise UserError(f"--resume {run_dir}: this run is finished (results.json exists); nothing to resume")
+    if not path.is_file():
+        raise UserError(f"--resume {run_dir}: no {RUN_META} there; give a run folder left by an interrupted "
+                        f"`tenser run`")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise UserError(f"{path}: unreadable ({exc}); re-run the original command with --overwrite") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("job"), dict) or "model" not in meta["job"]:
+        raise UserError(f"{path}: not a Tenser run.json; re-run the original command with --overwrite")
+    return meta
 
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / PARTIAL
-        self._file = open(self.path, "a", encoding="utf-8")
+
+class PredictionLog:
+    """Appends prediction records to a partial file, flushed and fsynced per batch.
+
+    With a `key`, a new file opens with a header line naming the job, so that a leftover file is
+    never mistaken for another job's.
+    """
+
+    def __init__(self, run_dir: Path, *, name: str = PARTIAL, key: str | None = None) -> None:
+        self.path, self.run_dir = run_dir / name, run_dir
+        try:
+            self._file = open(self.path, "a", encoding="utf-8")
+            if key is not None and self._file.tell() == 0:
+                self._write([{HEADER: 1, "key": key}])
+        except OSError as exc:
+            raise self._error(exc) from None
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
+        try:
+            self._write(records)
+        except OSError as exc:
+            raise self._error(exc) from None
+
+    def _write(self, records: Iterable[dict[str, Any]]) -> None:
         self._file.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
         self._file.flush()
         os.fsync(self._file.fileno())
 
+    def _error(self, exc: OSError) -> UserError:
+        return UserError(f"cannot write {self.path} ({exc.strerror or exc}); the predictions written before are "
+                         f"kept; free some space, then resume with: {resume_command(self.run_dir)}")
+
     def close(self) -> None:
-        self._file.close()
+        with contextlib.suppress(OSError):  # a failed write was reported when it happened
+            self._file.close()
+
+
+def read_partial(path: Path, *, key: str | None,
+                 check: Callable[[dict[str, Any]], bool] = lambda r: True) -> list[dict[str, Any]]:
+    """The records of a partial file. An unterminated last line is a write torn by a crash: it is dropped
+    (and cut from the file). Any other damaged line, or a file of another job, is a UserError."""
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    torn = lines.pop()  # b"" when the file ends with a newline
+    redo = "pass --overwrite to score this run again from the start"
+    records = []
+    for lineno, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise UserError(f"{path}: line {lineno} is damaged (not valid JSON); {redo}") from None
+        if lineno == 1 and (key is not None or (isinstance(record, dict) and HEADER in record)):
+            if key is not None and (not isinstance(record, dict) or record.get("key") != key):
+                raise UserError(f"{path}: holds predictions of another job (model, task, data or sample differ); {redo}")
+            continue
+        if not isinstance(record, dict) or not isinstance(record.get("id"), str) or not check(record):
+            raise UserError(f"{path}: line {lineno} is not a prediction record of this run; {redo}")
+        records.append(record)
+    if torn:
+        os.truncate(path, len(data) - len(torn))
+    return records
+
+
+def count_partial(run_dir: Path) -> int:
+    """How many prediction records the run folder's partial files hold."""
+    n = 0
+    for p in [run_dir / PARTIAL, *run_dir.glob(RANK_GLOB)]:
+        if p.is_file():
+            n += sum(1 for line in p.read_bytes().split(b"\n")[:-1] if not line.startswith(b'{"' + HEADER.encode()))
+    return n
 
 
 def save_run(run_dir: Path, results: dict[str, Any], predictions: list[dict[str, Any]]) -> Path:
-    """Write the final `predictions.jsonl` and `results.json`; drop the partial file."""
+    """Write the final `predictions.jsonl` and `results.json`; then drop the partial files and run.json."""
     results = {"schema_version": SCHEMA_VERSION, **results}
-    write_atomic(run_dir / PREDICTIONS, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions))
-    write_atomic(run_dir / RESULTS, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    (run_dir / PARTIAL).unlink(missing_ok=True)
+    try:
+        write_atomic(run_dir / PREDICTIONS, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions))
+        write_atomic(run_dir / RESULTS, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    except UserError as exc:
+        if (run_dir / RUN_META).is_file():
+            raise UserError(f"{exc}; the scored predictions are kept, resume with: {resume_command(run_dir)}") from None
+        raise
+    for p in [run_dir / PARTIAL, run_dir / RUN_META, *run_dir.glob(RANK_GLOB)]:
+        p.unlink(missing_ok=True)
     return run_dir
 
 
@@ -88,10 +223,10 @@ def load_run(run_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]
     if not isinstance(results, dict) or results.get("schema_version") != SCHEMA_VERSION:
         raise UserError(f"{results_path}: not a Tenser results file of schema version {SCHEMA_VERSION}")
     predictions = []
-    with open(preds_path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            try:
-                predictions.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise UserError(f"{preds_path}: line {lineno} is not valid JSON; re-run the evaluation") from None
+    lines = preds_path.read_bytes().split(b"\n")
+    for lineno, line in enumerate(lines[:-1] if not lines[-1] else lines, 1):
+        try:
+            predictions.append(json.loads(line))
+        except ValueError:  # also bytes that are not UTF-8
+            raise UserError(f"{preds_path}: line {lineno} is not valid JSON; re-run the evaluation") from None
     return results, predictions

@@ -19,31 +19,33 @@ import numpy as np
 import torch
 
 import harness
-from harness import runs
+from harness import distributed, runs
 from harness.data import load_examples
 from harness.errors import UserError
 from harness.finetune import CHECKPOINTS, TRAINING_LOG, Collator, FinetuneConfig, encode_examples, split_train_val
 from harness.metrics import compute_metrics
-from harness.models import _check_source, _from_pretrained, _load_tokenizer, resolve_device
+from harness.models import _check_source, _from_pretrained, _load_tokenizer, resolve_device, weights_kwargs
 from tasks import Task
 
 
-def load_trainable(name: str, task: Task, cfg: FinetuneConfig) -> tuple[Any, Any]:
+def load_trainable(name: str, task: Task, cfg: FinetuneConfig, *, allow_pickle: bool = False) -> tuple[Any, Any]:
     """Tokenizer and model to train: a fresh classification head, or the causal LM itself."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    source = _check_source(name)
+    source = _check_source(name, allow_pickle=allow_pickle)
     tokenizer = _load_tokenizer(source, name)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    weights = weights_kwargs(allow_pickle)
     if cfg.objective == "prompt":
-        model = _from_pretrained(AutoModelForCausalLM, source, name, dtype=torch.float32)
+        model = _from_pretrained(AutoModelForCausalLM, source, name, dtype=torch.float32, **weights)
     else:
         labels = dict(enumerate(task.labels))
         try:
             model = _from_pretrained(
                 AutoModelForSequenceClassification, source, name, dtype=torch.float32, num_labels=len(labels),
                 id2label=labels, label2id={v: k for k, v in labels.items()}, pad_token_id=tokenizer.pad_token_id,
+                **weights,
             )
         except UserError as exc:
             raise UserError(f"{exc}; this architecture cannot take a classification head, "
@@ -109,6 +111,8 @@ def _epoch_printer() -> Any:
     class EpochSummary(TrainerCallback):
         def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None,
                         **kw: Any) -> None:
+            if not state.is_world_process_zero:
+                return
             m = metrics or {}
             print(f"epoch {state.epoch:.0f}: val_loss={m.get('eval_loss', float('nan')):.4f} "
                   f"val_accuracy={m.get('eval_accuracy', float('nan')):.4f} "
@@ -129,9 +133,13 @@ def _prepare_output(output: Path, *, overwrite: bool, resume: bool) -> None:
 
 def finetune(
     model: str, task: Task, output: str | Path, cfg: FinetuneConfig, *, train_data: str | None = None,
-    overwrite: bool = False, resume: bool = False, callbacks: tuple[Any, ...] = (),
+    overwrite: bool = False, resume: bool = False, callbacks: tuple[Any, ...] = (), allow_pickle: bool = False,
 ) -> Path:
-    """Fine-tune `model` on the task's training split and save a checkpoint folder at `output`."""
+    """Fine-tune `model` on the task's training split and save a checkpoint folder at `output`.
+
+    Under `torchrun`/`accelerate launch` the Trainer trains data-parallel across the processes;
+    rank 0 alone prepares `output` and writes the model, tokenizer and training_log.json.
+    """
     from transformers import EarlyStoppingCallback, Trainer
 
     cfg.check()
@@ -140,11 +148,12 @@ def finetune(
         raise UserError(f"--objective {cfg.objective} needs a {want} task, got {task.name!r} ({task.kind}); "
                         f"use --task imdb_{want}")
     output = Path(output)
-    _prepare_output(output, overwrite=overwrite, resume=resume)
+    device = resolve_device(cfg.device)
+    distributed.init()  # before the Trainer, which then shares the process group
+    distributed.on_main(lambda: _prepare_output(output, overwrite=overwrite, resume=resume))
     examples, info = load_examples(task, data=train_data, split=task.train_split)
     train, val = split_train_val(examples, cfg)
-    device = resolve_device(cfg.device)
-    tokenizer, net = load_trainable(model, task, cfg)
+    tokenizer, net = load_trainable(model, task, cfg, allow_pickle=allow_pickle)
     trainer = Trainer(
         model=net, args=_training_args(output, cfg, device), data_collator=Collator(int(tokenizer.pad_token_id)),
         train_dataset=encode_examples(task, tokenizer, train, cfg),
@@ -156,14 +165,23 @@ def finetune(
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=True if resume else None)
     wall = time.perf_counter() - t0
-    trainer.save_model(str(output))
+    _save(trainer, tokenizer, output, training_log(trainer, cfg, model, task, info.to_dict(), len(train), len(val),
+                                                    wall, device))
+    return output
+
+
+def _save(trainer: Any, tokenizer: Any, output: Path, log: dict[str, Any]) -> None:
+    """The best model, its tokenizer and training_log.json; checkpoints removed. Every rank calls it,
+    rank 0 writes."""
+    trainer.save_model(str(output))  # the Trainer writes on the main process only
+    distributed.barrier()  # every rank has loaded the best checkpoint before rank 0 removes them
+    if not trainer.is_world_process_zero():
+        return
     tokenizer.save_pretrained(str(output))
     (output / "training_args.bin").unlink(missing_ok=True)  # a pickle; training_log.json holds the settings
-    log = training_log(trainer, cfg, model, task, info.to_dict(), len(train), len(val), wall, device)
     runs.write_atomic(output / TRAINING_LOG, json.dumps(log, indent=2) + "\n")
     shutil.rmtree(output / CHECKPOINTS, ignore_errors=True)
     print(f"best epoch {log['best_epoch']} (val_loss {log['best_val_loss']:.4f}); saved to {output}", file=sys.stderr)
-    return output
 
 
 def training_log(trainer: Any, cfg: FinetuneConfig, model: str, task: Task, data: dict[str, Any], n_train: int,
@@ -187,6 +205,7 @@ def training_log(trainer: Any, cfg: FinetuneConfig, model: str, task: Task, data
         "best_epoch": best["epoch"], "best_val_loss": best["val_loss"],
         "stopped_early": len(epochs) < cfg.epochs,
         "wall_time_s": round(wall, 2),
+        "processes": int(trainer.args.world_size),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"{device.type} ({platform.processor() or platform.machine()})",
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__,
                      "transformers": transformers.__version__, "tenser": harness.__version__},

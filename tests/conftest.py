@@ -262,3 +262,12 @@ def _restore_task_registry() -> Any:
     yield
     registry._REGISTRY.clear()
     registry._REGISTRY.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _score_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Each test caches scores in a folder of its own: never ~/.cache/tenser, never another test's scores
+    (its own MonkeyPatch, so a test's `monkeypatch.undo()` keeps it)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TENSER_CACHE", str(tmp_path_factory.mktemp("score_cache")))
+        yield
