@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.cli import main, model_slug
+from harness.cli import main
+from harness.commands import model_slug
 from harness.metrics import compute_metrics
 from harness.runs import load_run
 from tasks import list_tasks
