@@ -207,7 +207,8 @@ HASHED = (".safetensors", ".bin", ".json", ".model", ".txt")  # weights, configs
 def content_hash(folder: Path) -> str:
     """A short sha256 over the folder's weight, config and tokenizer files, identifying the checkpoint."""
     h = hashlib.sha256()
-    files = sorted(p for p in folder.iterdir() if p.suffix in HASHED and p.is_file())
+    # The training log describes how the weights were made; it is not part of what scores.
+    files = sorted(p for p in folder.iterdir() if p.suffix in HASHED and p.is_file() and p.name != "training_log.json")
     for p in files:
         h.update(p.name.encode())
         with open(p, "rb") as f:
