@@ -264,3 +264,34 @@ def test_classify_batch_handler_without_server(tiny: demo_fixtures.TinyModels, t
     summary, shown, path = classify_batch(predictors, "good\nbad", None, tmp_path)
     assert shown is not None and path is not None and summary.startswith("Scored **2** reviews")
     assert Path(path).parent.parent == tmp_path and shown.shape == (2, 7)
+
+
+def test_load_with_a_megabyte_input_among_the_requests(client: Any, expected: dict[str, list[dict]]) -> None:
+    """Many requests at once (40 at concurrency 8 here; TENSER_LOAD=200,20 for the full run), with
+    1 MB inputs mixed in: every review is answered correctly and every 1 MB input is refused."""
+    import os
+    import time
+
+    n, concurrency = (int(x) for x in os.environ.get("TENSER_LOAD", "40,8").split(","))
+    huge = "x" * 1_000_000
+    jobs = [-1 if i % 10 == 5 else i % len(TEXTS) for i in range(n)]
+
+    def call(i: int) -> tuple[int, Any, float]:
+        t0 = time.perf_counter()
+        out = client.predict(huge if i < 0 else TEXTS[i], api_name="/classify")
+        return i, out, time.perf_counter() - t0
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        results = list(pool.map(call, jobs))
+    latencies = sorted(t for i, _, t in results if i >= 0)
+    refusals = sorted(t for i, _, t in results if i < 0)
+    for i, out, _ in results:
+        if i < 0:
+            assert "1,000,000 characters long" in out[0] and out[1] == {}
+        else:
+            assert_close(probs_of(out[1]), expected["pretrained"][i]["probs"])
+            assert_close(probs_of(out[4]), expected["finetuned"][i]["probs"])
+    p95 = latencies[int(0.95 * (len(latencies) - 1))]
+    print(f"\nload: {n} requests at concurrency {concurrency}: {len(latencies)} reviews answered, "
+          f"p50 {latencies[len(latencies) // 2]:.3f}s p95 {p95:.3f}s; {len(refusals)} x 1 MB refused, "
+          f"slowest refusal {refusals[-1]:.3f}s")
