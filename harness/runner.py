@@ -32,7 +32,7 @@ from harness.encoding import Encoded, Encoder
 from harness.errors import UserError
 from harness.metrics import compute_metrics
 from harness.models import LoadedModel
-from harness.scorers import build_scorer
+from harness.scorers import ZeroShotScorer, build_scorer
 from tasks import Task
 
 # Padded tokens per batch for --batch-size auto (see BENCHMARKS.md for how these were chosen).
@@ -203,11 +203,8 @@ def scoring_info(task: Task, loaded: LoadedModel, encoder: Encoder) -> dict[str,
     """How the scores were made: method, label tokens, token budget."""
     scorer = build_scorer(loaded.model, loaded.tokenizer, task)
     info: dict[str, Any] = {"method": scorer.method, "max_tokens": encoder.max_tokens}
-    if task.kind == "zeroshot":
-        tok = loaded.tokenizer
-        info["label_tokens"] = {
-            label: tok(word, add_special_tokens=False)["input_ids"] for label, word in zip(task.labels, task.label_words)
-        }
+    if isinstance(scorer, ZeroShotScorer):
+        info["label_tokens"] = dict(zip(task.labels, scorer.label_ids))
     return info
 
 
