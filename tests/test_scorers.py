@@ -130,8 +130,9 @@ def test_bfloat16_load_on_cpu(gpt2_dir):
 
 
 def test_batch_plans():
-    auto = plan_batches("auto", torch.device("cpu"))
-    assert auto.max_tokens is not None and auto.max_tokens > 0
+    assert plan_batches("auto", torch.device("cpu")) == BatchPlan(1, None)  # no padding on CPU
+    gpu = plan_batches("auto", torch.device("cuda"))
+    assert gpu.max_tokens is not None and gpu.max_tokens > 0
     lengths = [300, 200, 100, 100, 10]
     # A token budget packs more of the shorter inputs; it always takes at least one.
     assert BatchPlan(64, 400).end(lengths, 0) == 1 and BatchPlan(64, 400).end(lengths, 2) == 5
