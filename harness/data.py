@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from harness.errors import UserError
+from harness.errors import UserError, first_line
 from tasks import Task
 
 FILE_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
@@ -181,8 +181,7 @@ def _read_table(path: Path) -> dict[str, list[Any]]:
             f"e.g. iconv -f latin1 -t utf-8 {path.name} > fixed{suffix}"
         ) from None
     except (ValueError, OSError, pyarrow.ArrowException, pd.errors.ParserError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"--data {path}: cannot read it as {suffix[1:]} ({first})") from None
+        raise UserError(f"--data {path}: cannot read it as {suffix[1:]} ({first_line(exc)})") from None
     return {str(c): df[c].tolist() for c in df.columns}
 
 
@@ -248,6 +247,6 @@ def _from_hub(task: Task, split: str) -> tuple[list[str], list[Any], list[Any]]:
     try:
         ds = datasets.load_dataset(task.dataset, task.dataset_config, split=split)
     except (ConnectionError, FileNotFoundError, ValueError) as exc:
-        why = "HF_HUB_OFFLINE is set and it is not in the local cache" if hub_offline() else str(exc).splitlines()[0]
+        why = "HF_HUB_OFFLINE is set and it is not in the local cache" if hub_offline() else first_line(exc)
         raise UserError(f"cannot load dataset {task.dataset!r} split {split!r} ({why}); {fix}") from None
     return _columns(ds.to_dict(), task, f"hub:{task.dataset}", split)

@@ -21,7 +21,7 @@ import torch
 
 from harness import distributed
 from harness.data import hub_endpoint_reachable, hub_offline
-from harness.errors import UserError
+from harness.errors import UserError, first_line
 
 ModelKind = Literal["causal_lm", "classifier"]
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -80,10 +80,10 @@ def load_model(name: str, kind: ModelKind, *, device: str = "auto", dtype: str =
 
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
-    source = _check_source(name, allow_pickle=allow_pickle)
-    tokenizer = _load_tokenizer(source, name)
+    source = check_source(name, allow_pickle=allow_pickle)
+    tokenizer = load_tokenizer(source, name)
     auto = AutoModelForCausalLM if kind == "causal_lm" else AutoModelForSequenceClassification
-    model, loading = _from_pretrained(auto, source, name, dtype=dt, output_loading_info=True,
+    model, loading = from_pretrained(auto, source, name, dtype=dt, output_loading_info=True,
                                       **weights_kwargs(allow_pickle))
     if kind == "classifier":
         _check_trained_head(model, loading, name)
@@ -100,7 +100,7 @@ def weights_kwargs(allow_pickle: bool) -> dict[str, Any]:
     return {} if allow_pickle else {"use_safetensors": True}
 
 
-def _check_source(name: str, *, allow_pickle: bool = False) -> str:
+def check_source(name: str, *, allow_pickle: bool = False) -> str:
     """Return a local folder path, or `name` as a Hub id after checking the Hub is reachable."""
     path = Path(name).expanduser()
     if path.exists():
@@ -129,7 +129,7 @@ def _check_weights(folder: Path, name: str, *, allow_pickle: bool) -> None:
             with safe_open(str(path), framework="pt"):
                 pass
         except (SafetensorError, OSError) as exc:
-            raise UserError(f"--model {name}: weights file {path} is corrupt or truncated ({_first_line(exc)}); "
+            raise UserError(f"--model {name}: weights file {path} is corrupt or truncated ({first_line(exc)}); "
                             f"download or save the checkpoint again") from None
     pickles = sorted(p.name for p in folder.glob("*.bin") if p.name != "training_args.bin")
     if pickles and not safe and not allow_pickle:
@@ -138,11 +138,7 @@ def _check_weights(folder: Path, name: str, *, allow_pickle: bool) -> None:
                         f"or pass --allow-pickle if you trust this checkpoint")
 
 
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-def _from_pretrained(cls: Any, source: str, name: str, **kwargs: Any) -> Any:
+def from_pretrained(cls: Any, source: str, name: str, **kwargs: Any) -> Any:
     from safetensors import SafetensorError
 
     try:
@@ -150,10 +146,10 @@ def _from_pretrained(cls: Any, source: str, name: str, **kwargs: Any) -> Any:
             warnings.simplefilter("ignore")
             return cls.from_pretrained(source, trust_remote_code=False, **kwargs)
     except SafetensorError as exc:
-        raise UserError(f"--model {name}: a weights file is corrupt or truncated ({_first_line(exc)}); "
+        raise UserError(f"--model {name}: a weights file is corrupt or truncated ({first_line(exc)}); "
                         f"download or save the checkpoint again") from None
     except (OSError, ValueError, KeyError) as exc:
-        first = _first_line(exc)
+        first = first_line(exc)
         if kwargs.get("use_safetensors") and "safetensors" in first:
             raise UserError(f"--model {name}: has no safetensors weights ({first}); pickle weights can run code "
                             f"when loaded: pass --allow-pickle if you trust this checkpoint") from None
@@ -165,10 +161,10 @@ def _from_pretrained(cls: Any, source: str, name: str, **kwargs: Any) -> Any:
         ) from None
 
 
-def _load_tokenizer(source: str, name: str) -> Any:
+def load_tokenizer(source: str, name: str) -> Any:
     from transformers import AutoTokenizer
 
-    tokenizer = _from_pretrained(AutoTokenizer, source, name)
+    tokenizer = from_pretrained(AutoTokenizer, source, name)
     if not getattr(tokenizer, "is_fast", False):
         raise UserError(f"--model {name}: needs a fast (Rust) tokenizer with offsets; add tokenizer.json to the folder")
     return tokenizer

@@ -24,7 +24,7 @@ from harness.data import load_examples
 from harness.errors import UserError
 from harness.finetune import CHECKPOINTS, TRAINING_LOG, Collator, FinetuneConfig, encode_examples, split_train_val
 from harness.metrics import compute_metrics
-from harness.models import _check_source, _from_pretrained, _load_tokenizer, resolve_device, weights_kwargs
+from harness.models import check_source, from_pretrained, load_tokenizer, resolve_device, weights_kwargs
 from tasks import Task
 
 
@@ -32,17 +32,17 @@ def load_trainable(name: str, task: Task, cfg: FinetuneConfig, *, allow_pickle: 
     """Tokenizer and model to train: a fresh classification head, or the causal LM itself."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    source = _check_source(name, allow_pickle=allow_pickle)
-    tokenizer = _load_tokenizer(source, name)
+    source = check_source(name, allow_pickle=allow_pickle)
+    tokenizer = load_tokenizer(source, name)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     weights = weights_kwargs(allow_pickle)
     if cfg.objective == "prompt":
-        model = _from_pretrained(AutoModelForCausalLM, source, name, dtype=torch.float32, **weights)
+        model = from_pretrained(AutoModelForCausalLM, source, name, dtype=torch.float32, **weights)
     else:
         labels = dict(enumerate(task.labels))
         try:
-            model = _from_pretrained(
+            model = from_pretrained(
                 AutoModelForSequenceClassification, source, name, dtype=torch.float32, num_labels=len(labels),
                 id2label=labels, label2id={v: k for k, v in labels.items()}, pad_token_id=tokenizer.pad_token_id,
                 **weights,
