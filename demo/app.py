@@ -149,15 +149,16 @@ def serve(
     share: bool = False,
     device: str = "auto",
     dtype: str = "auto",
+    allow_pickle: bool = False,
     prevent_thread_lock: bool = False,
 ) -> gr.Blocks:
     """Load both models once (a bad path raises UserError here), then launch the demo."""
     _check_port(host, port)
     finetuned_task = get_task(finetuned_task_name(finetuned))
     print(f"loading pretrained model {pretrained} (imdb_zeroshot) …", file=sys.stderr)
-    pre = load_model(pretrained, "causal_lm", device=device, dtype=dtype)
+    pre = load_model(pretrained, "causal_lm", device=device, dtype=dtype, allow_pickle=allow_pickle)
     print(f"loading fine-tuned model {finetuned} ({finetuned_task.name}) …", file=sys.stderr)
-    fin = load_model(finetuned, model_kind(finetuned_task), device=device, dtype=dtype)
+    fin = load_model(finetuned, model_kind(finetuned_task), device=device, dtype=dtype, allow_pickle=allow_pickle)
     app = build_app(pre, fin, pretrained_task="imdb_zeroshot", finetuned_task=finetuned_task)
     if host not in LOCAL_HOSTS:
         print(f"warning: --host {host} makes the demo reachable from other machines", file=sys.stderr)

@@ -71,7 +71,7 @@ def for_run(task: Task, loaded: LoadedModel, max_tokens: int, *, enabled: bool =
         return None
     fields = {k: v for k, v in task.to_dict().items() if k not in NOT_SCORED}
     parts = {"format": FORMAT, "tenser": harness.__version__, "model": identity,
-             "dtype": str(loaded.dtype).removeprefix("torch."), "device": loaded.device.type,
+             "dtype": loaded.precision, "device": loaded.device.type,
              "task": fields, "max_tokens": max_tokens}
     return ScoreCache(cache_root(), parts, n_labels=len(task.labels))
 

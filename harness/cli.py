@@ -42,7 +42,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--batch-size", type=_batch_size, default="auto", help="examples per batch, or auto")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps (auto: cuda > mps > cpu)")
-    p.add_argument("--dtype", default="auto", help="auto|float32|bfloat16|float16 (auto: bf16 on capable GPUs)")
+    add_precision(p)
     p.add_argument("--include", action="append", default=[], metavar="FILE",
                    help="register tasks from a .py/.toml/.json file (runs the file's code)")
     p.add_argument("-T", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
@@ -50,6 +50,19 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output folder")
     p.add_argument("--no-cache", action="store_true", help="score every example again instead of reusing cached "
                                                           "scores ($TENSER_CACHE, default ~/.cache/tenser)")
+    add_allow_pickle(p)
+
+
+def add_precision(p: argparse.ArgumentParser, *, compile: bool = True) -> None:
+    """--dtype (and --compile): how a scoring model runs."""
+    p.add_argument("--dtype", default="auto", help="auto|mixed|float32|bfloat16|float16 (auto: mixed on GPUs with "
+                   "bf16, else float32; mixed: bf16 speed, near-ties scored again in fp32 so predictions match float32)")
+    if compile:
+        p.add_argument("--compile", action="store_true", help="torch.compile the model body (compiling takes a "
+                       "while first; see BENCHMARKS.md for when it pays)")
+
+
+def add_allow_pickle(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-pickle", action="store_true", help="load pickle weights (pytorch_model.bin) when a "
                                                               "checkpoint has no safetensors; pickle can run code")
 
@@ -95,8 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="folder for the fine-tuned checkpoint")
     p.add_argument("--data", help="local training data (default: the task's Hub dataset, train split)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted fine-tune in --output")
-    p.add_argument("--allow-pickle", action="store_true", help="load pickle weights (pytorch_model.bin); pickle can "
-                                                              "run code")
+    add_allow_pickle(p)
     add_train_flags(p)
     p.add_argument("--include", action="append", default=[], metavar="FILE")
     p.add_argument("-T", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
@@ -120,12 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="causal LM for zeroshot tasks")
     p.add_argument("--classifier", help="sequence-classification checkpoint, to bench classifier tasks too")
     p.add_argument("--data", help="local data for the test split (default: the task's Hub dataset)")
-    p.add_argument("--train-data", help="local training data, for --finetune-steps")
+    p.add_argument("--train-data", help="local training data, for --finetune-examples")
     p.add_argument("--limit", type=int, default=200, help="examples to score (stratified sample)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--batch-size", type=_batch_size, default="auto", help="Tenser's batch size")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
-    p.add_argument("--dtype", default="auto", help="Tenser's dtype (the baselines run in float32)")
+    add_precision(p)  # Tenser's; the baselines run in float32, eager
+    add_allow_pickle(p)
     p.add_argument("--ways", default="tenser,seed_style,one_at_a_time", help="comma-separated ways to time")
     p.add_argument("--finetune-examples", type=int, default=0,
                    help="also time one fine-tuning epoch over N training examples per way")
@@ -141,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860, help="port to listen on")
     p.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps (auto: cuda > mps > cpu)")
-    p.add_argument("--dtype", default="auto", help="auto|float32|bfloat16|float16 (auto: bf16 on capable GPUs)")
+    add_precision(p, compile=False)
+    add_allow_pickle(p)
     p.set_defaults(func=commands.cmd_demo)
     return parser
 

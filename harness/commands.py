@@ -98,7 +98,8 @@ def score_model(tasks: list[Any], model: str, args: argparse.Namespace, out: Pat
     examples, info = load_examples(tasks[0], data=args.data, split=args.split, limit=args.limit, seed=args.seed)
     t0 = time.perf_counter()
     kind: ModelKind = "causal_lm" if tasks[0].kind == "zeroshot" else "classifier"
-    loaded = load_model(model, kind, device=args.device, dtype=args.dtype, allow_pickle=args.allow_pickle)
+    loaded = load_model(model, kind, device=args.device, dtype=args.dtype, allow_pickle=args.allow_pickle,
+                        compile=args.compile)
     load_s = time.perf_counter() - t0
     exclude = {e.id for e in examples} | {e.text for e in examples}
     shots = [prompting.add_demonstrations(t, loaded, train_data=args.train_data, seed=args.seed, exclude=exclude)
@@ -214,13 +215,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         task = get_task(name)
         examples, _ = load_examples(task, data=args.data, limit=args.limit, seed=args.seed)
         results.append(bench.bench_task(task, model, examples, device=args.device, dtype=args.dtype,
-                                        batch_size=args.batch_size, ways=ways))
+                                        batch_size=args.batch_size, ways=ways, compile=args.compile,
+                                        allow_pickle=args.allow_pickle))
     training = None
     if args.finetune_examples:
         task = get_task("imdb_classifier")
         examples, _ = load_examples(task, data=args.train_data, split=task.train_split,
                                     limit=args.finetune_examples, seed=args.seed)
-        training = bench.bench_finetune(args.model, task, examples, device=args.device)
+        training = bench.bench_finetune(args.model, task, examples, device=args.device, allow_pickle=args.allow_pickle)
     bench.write_outputs(results, training, Path(args.out))
     print(Path(args.out) / "bench.md")
     return 0
@@ -230,5 +232,5 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from demo.app import serve  # lazy: gradio loads for this command only
 
     serve(args.pretrained, args.finetuned, host=args.host, port=args.port, share=args.share,
-          device=args.device, dtype=args.dtype)
+          device=args.device, dtype=args.dtype, allow_pickle=args.allow_pickle)
     return 0

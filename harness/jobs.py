@@ -36,7 +36,7 @@ class Interrupted(KeyboardInterrupt):
 def job_key(task: Task, loaded: LoadedModel, info: DataInfo) -> str:
     """A short hash of everything that fixes this job's predictions."""
     parts = {"model": cache.model_identity(loaded.info) or loaded.info["name_or_path"],
-             "dtype": str(loaded.dtype).removeprefix("torch."), "task": task.to_dict(),
+             "dtype": loaded.precision, "task": task.to_dict(),
              "data": info.fingerprint, "split": info.split, "sample": [info.limit, info.seed, info.n]}
     return "job:" + hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -48,7 +48,7 @@ def job_spec(task: Task, loaded: LoadedModel, info: DataInfo, *, model: str, kin
     return {"model": str(local.resolve()) if local.exists() else model, "kind": kind, "name": name,
             "task": task.to_dict(), "data": str(Path(data).expanduser().resolve()) if data else None,
             "split": info.split, "limit": info.limit, "seed": info.seed,
-            "dtype": str(loaded.dtype).removeprefix("torch."), "device": device, "batch_size": batch_size,
+            "dtype": loaded.precision, "compile": loaded.compiled, "device": device, "batch_size": batch_size,
             "extra": extra or {}}
 
 
@@ -100,7 +100,8 @@ def resume(run_dir: Path, *, use_cache: bool, allow_pickle: bool) -> tuple[dict[
         raise UserError(f"{run_dir / runs.RUN_META}: bad task ({exc}); re-run the original command") from None
     examples, info = load_examples(task, data=job["data"], split=job["split"], limit=job["limit"], seed=job["seed"])
     t0 = time.perf_counter()
-    loaded = load_model(job["model"], job["kind"], device=job["device"], dtype=job["dtype"], allow_pickle=allow_pickle)
+    loaded = load_model(job["model"], job["kind"], device=job["device"], dtype=job["dtype"], allow_pickle=allow_pickle,
+                        compile=bool(job.get("compile")))
     if job_key(task, loaded, info) != meta["key"]:
         raise UserError(f"--resume {run_dir}: the model or data changed since this run started; re-run the "
                         f"original command with --overwrite to start again")

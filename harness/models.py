@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,12 +36,20 @@ class LoadedModel:
     model: Any
     tokenizer: Any
     device: torch.device
-    dtype: torch.dtype
+    dtype: torch.dtype  # of the weights
     info: dict[str, Any]
+    compute: torch.dtype | None = None  # `--dtype mixed`: autocast dtype, near-ties re-checked in fp32
+    checks: dict[str, Any] = field(default_factory=dict)  # what mixed precision did (harness.precision)
+    compiled: bool = False  # body wrapped in torch.compile
 
     @property
     def context_length(self) -> int:
         return int(self.info["context_length"])
+
+    @property
+    def precision(self) -> str:
+        """float32, bfloat16, float16, or mixed."""
+        return "mixed" if self.compute is not None else str(self.dtype).removeprefix("torch.")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -60,26 +68,35 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """`auto` is bfloat16 on GPUs that support it and float32 elsewhere."""
+def resolve_dtype(name: str, device: torch.device) -> tuple[torch.dtype, torch.dtype | None]:
+    """The weights' dtype and, for `mixed`, the autocast dtype.
+
+    `auto` is mixed on GPUs with bfloat16 (bf16 speed, predictions as in float32; see
+    `harness.precision`) and float32 elsewhere.
+    """
     if name == "auto":
-        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        return torch.bfloat16 if bf16 else torch.float32
+        name = "mixed" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
+    if name == "mixed":
+        if device.type not in ("cpu", "cuda"):
+            raise UserError(f"--dtype mixed: bfloat16 autocast is supported on cpu and cuda, not {device.type}; "
+                            f"use --dtype float32 or float16")
+        return torch.float32, torch.bfloat16
     if name not in DTYPES:
-        raise UserError(f"--dtype {name!r}: choose one of auto, {', '.join(DTYPES)}")
-    return DTYPES[name]
+        raise UserError(f"--dtype {name!r}: choose one of auto, mixed, {', '.join(DTYPES)}")
+    return DTYPES[name], None
 
 
 def load_model(name: str, kind: ModelKind, *, device: str = "auto", dtype: str = "auto",
-               allow_pickle: bool = False) -> LoadedModel:
+               allow_pickle: bool = False, compile: bool = False) -> LoadedModel:
     """Load tokenizer and model `name` (Hub id or folder) for scoring as `kind`.
 
     Weights load from safetensors; pickle weights (`pytorch_model.bin`) only with `allow_pickle`.
+    `compile` wraps the model body in torch.compile (dynamic shapes: inputs vary in length).
     """
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     dev = resolve_device(device)
-    dt = resolve_dtype(dtype, dev)
+    dt, compute = resolve_dtype(dtype, dev)
     source = check_source(name, allow_pickle=allow_pickle)
     tokenizer = load_tokenizer(source, name)
     auto = AutoModelForCausalLM if kind == "causal_lm" else AutoModelForSequenceClassification
@@ -92,7 +109,9 @@ def load_model(name: str, kind: ModelKind, *, device: str = "auto", dtype: str =
     if getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     model.to(dev).eval()
-    return LoadedModel(model, tokenizer, dev, dt, _describe(model, name, source))
+    if compile:
+        model.base_model.compile(dynamic=True)
+    return LoadedModel(model, tokenizer, dev, dt, _describe(model, name, source), compute, compiled=compile)
 
 
 def weights_kwargs(allow_pickle: bool) -> dict[str, Any]:
@@ -181,9 +200,14 @@ def _check_trained_head(model: Any, loading: dict[str, Any], name: str) -> None:
         )
 
 
+def context_length(config: Any) -> int:
+    """The most tokens the model takes (1,024 when its config does not say)."""
+    return int(getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None) or 1024)
+
+
 def _describe(model: Any, name: str, source: str) -> dict[str, Any]:
     config = model.config
-    context = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None) or 1024
+    context = context_length(config)
     local = Path(source).exists()
     log = Path(source) / "training_log.json" if local else None
     return {

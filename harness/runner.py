@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 import harness
-from harness import calibration, collect, distributed, runs
+from harness import calibration, collect, distributed, precision, runs
 from harness.cache import ScoreCache
 from harness.collect import NonFiniteScores
 from harness.data import DataInfo, Example
@@ -32,7 +32,7 @@ from harness.encoding import Encoded, Encoder
 from harness.errors import UserError
 from harness.metrics import compute_metrics
 from harness.models import LoadedModel
-from harness.scorers import ZeroShotScorer, build_scorer
+from harness.scorers import Scorer, ZeroShotScorer, build_scorer
 from tasks import Task
 
 # Padded tokens per batch for --batch-size auto on a GPU; it halves on out-of-memory.
@@ -91,11 +91,20 @@ def predict(
     batch_size: int | str = "auto",
     on_batch: collect.OnBatch | None = None,
     progress: bool = True,
+    shift: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Probabilities over the task's labels, [n, n_labels], for encoded inputs in their order."""
-    scorer = build_scorer(loaded.model, loaded.tokenizer, task)
+    """Probabilities over the task's labels, [n, n_labels], for encoded inputs in their order.
+
+    `shift` is the calibration correction the predictions will be judged with (mixed precision
+    re-checks near-ties of the corrected scores).
+    """
+    scorer: Scorer = build_scorer(loaded.model, loaded.tokenizer, task)
     plan = plan_batches(batch_size, loaded.device)
     order = sorted(range(len(encoded)), key=lambda i: -encoded[i].n_tokens)
+    checked: precision.CheckedScorer | None = None
+    if loaded.compute is not None and len(encoded) > precision.SAMPLE:  # fewer: all are the sample, so plain fp32
+        scorer = checked = precision.CheckedScorer(scorer, loaded.device, loaded.compute, shift)
+        checked.calibrate([encoded[i] for i in precision.spread_sample(order)])
     lengths = [encoded[i].n_tokens for i in order]
     out = np.zeros((len(encoded), len(task.labels)), dtype=np.float64)
     with tqdm(total=len(encoded), unit="ex", desc=f"scoring {task.name}", disable=not progress,
@@ -114,6 +123,8 @@ def predict(
             out[idx] = _accept(idx, torch.softmax(scores.double(), dim=-1).cpu().numpy(), on_batch)
             pos += len(idx)
             bar.update(len(idx))
+    if checked is not None:
+        checked.record(loaded.checks, len(encoded))
     return out
 
 
@@ -154,7 +165,7 @@ def evaluate(
     calibrated = task.kind == "zeroshot" and task.calibration != "none"
     shift, calibration_info = calibration.correction(task, loaded, batch_size=batch_size) if calibrated else (None, None)
     job = collect.Job(task, encoder, shift=shift, cache=cache, predict=lambda enc, on_batch: predict(
-        task, loaded, enc, batch_size=batch_size, on_batch=on_batch, progress=progress and w.main))
+        task, loaded, enc, batch_size=batch_size, on_batch=on_batch, progress=progress and w.main, shift=shift))
     records = collect.collect(job, examples, run_dir, key=key)
     if calibrated:
         extra = {**(extra or {}), "calibration": calibration_info}
@@ -217,7 +228,8 @@ def runtime_info(loaded: LoadedModel, batch_size: int | str) -> dict[str, Any]:
     dev = loaded.device
     hardware = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{platform.processor() or platform.machine()}"
     return {
-        "device": str(dev), "dtype": str(loaded.dtype).removeprefix("torch."), "batch_size": batch_size,
+        "device": str(dev), "dtype": loaded.precision, "batch_size": batch_size, "compiled": loaded.compiled,
+        **({"mixed_precision": dict(loaded.checks)} if loaded.checks else {}),
         "hardware": f"{hardware}, {torch.get_num_threads()} threads" if dev.type == "cpu" else hardware,
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__,
                      "transformers": transformers.__version__, "numpy": np.__version__,

@@ -24,7 +24,14 @@ from harness.data import load_examples
 from harness.errors import UserError
 from harness.finetune import CHECKPOINTS, TRAINING_LOG, Collator, FinetuneConfig, encode_examples, split_train_val
 from harness.metrics import compute_metrics
-from harness.models import check_source, from_pretrained, load_tokenizer, resolve_device, weights_kwargs
+from harness.models import (
+    check_source,
+    context_length,
+    from_pretrained,
+    load_tokenizer,
+    resolve_device,
+    weights_kwargs,
+)
 from tasks import Task
 
 
@@ -51,6 +58,9 @@ def load_trainable(name: str, task: Task, cfg: FinetuneConfig, *, allow_pickle: 
             raise UserError(f"{exc}; this architecture cannot take a classification head, "
                             f"try --objective prompt") from None
     model.config.pad_token_id = tokenizer.pad_token_id
+    if cfg.max_length > (limit := context_length(model.config)):
+        raise UserError(f"--max-length {cfg.max_length}: {name} takes at most {limit} tokens; "
+                        f"pass --max-length {limit} or less")
     return tokenizer, model
 
 

@@ -169,6 +169,7 @@ def test_compare_with_given_finetuned_checkpoint(tmp_path: Path, gpt2_dir: Path,
         (["--lr=-1e-5"], "learning rate must be positive"),
         (["--lr", "0"], "learning rate must be positive"),
         (["--batch-size", "0"], "--batch-size 0"),
+        (["--max-length", "512"], "takes at most 128 tokens; pass --max-length 128 or less"),
     ],
 )
 def test_bad_hyperparameters(tmp_path: Path, gpt2_dir: Path, capsys: pytest.CaptureFixture[str],
