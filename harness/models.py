@@ -10,6 +10,7 @@ a one-line error. Remote code never runs (`trust_remote_code=False`).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import warnings
@@ -38,7 +39,8 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype  # of the weights
     info: dict[str, Any]
-    compute: torch.dtype | None = None  # `--dtype mixed`: autocast dtype, near-ties re-checked in fp32
+    compute: torch.dtype | None = None  # `--dtype mixed`: the fast body's dtype (near-ties re-checked in fp32)
+    fast_body: Any = None  # `--dtype mixed`: a bf16 copy of the model body
     checks: dict[str, Any] = field(default_factory=dict)  # what mixed precision did (harness.precision)
     compiled: bool = False  # body wrapped in torch.compile
 
@@ -72,13 +74,14 @@ def resolve_dtype(name: str, device: torch.device) -> tuple[torch.dtype, torch.d
     """The weights' dtype and, for `mixed`, the autocast dtype.
 
     `auto` is mixed on GPUs with bfloat16 (bf16 speed, predictions as in float32; see
-    `harness.precision`) and float32 elsewhere.
+    `harness.precision`) and float32 elsewhere. Mixed keeps float32 weights and a bf16 copy
+    of the model body: 1.5x the float32 weights' memory.
     """
     if name == "auto":
         name = "mixed" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
     if name == "mixed":
         if device.type not in ("cpu", "cuda"):
-            raise UserError(f"--dtype mixed: bfloat16 autocast is supported on cpu and cuda, not {device.type}; "
+            raise UserError(f"--dtype mixed: supported on cpu and cuda, not {device.type}; "
                             f"use --dtype float32 or float16")
         return torch.float32, torch.bfloat16
     if name not in DTYPES:
@@ -109,9 +112,13 @@ def load_model(name: str, kind: ModelKind, *, device: str = "auto", dtype: str =
     if getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     model.to(dev).eval()
+    fast_body = copy.deepcopy(model.base_model).to(compute) if compute is not None else None
     if compile:
-        model.base_model.compile(dynamic=True)
-    return LoadedModel(model, tokenizer, dev, dt, _describe(model, name, source), compute, compiled=compile)
+        for body in (model.base_model, fast_body):
+            if body is not None:
+                body.compile(dynamic=True)
+    return LoadedModel(model, tokenizer, dev, dt, _describe(model, name, source), compute, fast_body,
+                       compiled=compile)
 
 
 def weights_kwargs(allow_pickle: bool) -> dict[str, Any]:

@@ -1,8 +1,11 @@
 """`--dtype mixed`: bfloat16 speed with float32 answers.
 
-The weights stay float32 and every batch is scored under bfloat16 autocast. Rounding moves
-each label score a little, so a prediction can only differ from a float32 run where the
-top two labels are closer than that movement. Those near-ties are scored again in float32.
+The model body is scored by a bfloat16 copy of it, the output layer in float32 (see
+`harness.scorers`). Rounding moves each label score a little, so a prediction can only
+differ from a float32 run where the top two labels are closer than that movement. Those
+near-ties are scored again by the float32 model. (A bf16 copy, not autocast: autocast casts
+every weight on every forward, which on a CPU scoring one review at a time cost more than
+bf16 saved.)
 
 How far bf16 moves the scores is measured on the run itself: before the main pass, a
 sample of inputs spread over the length range is scored both ways, and the largest change
@@ -16,7 +19,7 @@ calibrated zero-shot task, its per-label correction.
 
 from __future__ import annotations
 
-import contextlib
+import math
 from typing import Any
 
 import numpy as np
@@ -28,11 +31,6 @@ from harness.scorers import Scorer
 SAMPLE = 16  # inputs scored both ways to measure bf16's error
 SAFETY = 4.0  # threshold = SAFETY x the largest error seen in the sample
 FLOOR = 1e-3  # never a smaller threshold, in case the sample saw no error at all
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast on `device` when `dtype` is set; nothing otherwise."""
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
 def decision_scores(scores: torch.Tensor, shift: np.ndarray | None) -> torch.Tensor:
@@ -54,13 +52,12 @@ def pair_error(fast: torch.Tensor, exact: torch.Tensor) -> float:
 
 
 class CheckedScorer:
-    """Scores in bf16 under autocast; rows whose top two labels are within `threshold` again in fp32."""
+    """Scores with `fast`; rows whose top two labels are within `threshold` again with `exact`."""
 
-    def __init__(self, scorer: Scorer, device: torch.device, dtype: torch.dtype,
-                 shift: np.ndarray | None = None) -> None:
-        self.inner, self.device, self.dtype, self.shift = scorer, device, dtype, shift
-        self.method = scorer.method
-        self.exact: dict[int, torch.Tensor] = {}  # fp32 scores already known, by id() of the Encoded
+    def __init__(self, fast: Scorer, exact: Scorer, shift: np.ndarray | None = None) -> None:
+        self.fast, self.inner, self.shift = fast, exact, shift
+        self.method = exact.method
+        self.exact: dict[int, tuple[Encoded, torch.Tensor]] = {}  # fp32 scores known: id(input) -> (input, scores)
         self.threshold = FLOOR
         self.sample_error = 0.0
         self.rescored = 0
@@ -70,18 +67,19 @@ class CheckedScorer:
         """Measure bf16's error on `sample` (one input per forward) and set the threshold."""
         if not sample:
             return
-        fast = torch.cat([self._fast([e]) for e in sample])
+        fast = torch.cat([self.fast.score([e]).float() for e in sample])
         exact = torch.cat([self.inner.score([e]).float() for e in sample])
-        self.exact.update((id(e), row) for e, row in zip(sample, exact))
+        self.exact.update((id(e), (e, row)) for e, row in zip(sample, exact))
         self.sampled = len(sample)
         self.sample_error = pair_error(decision_scores(fast, None), decision_scores(exact, None))
-        self.threshold = max(SAFETY * self.sample_error, FLOOR)
+        # No finite measure (bf16 gave NaN/inf on the sample): check every input in fp32.
+        self.threshold = max(SAFETY * self.sample_error, FLOOR) if math.isfinite(self.sample_error) else math.inf
 
     def score(self, batch: list[Encoded]) -> torch.Tensor:
-        rows: list[torch.Tensor | None] = [self.exact.pop(id(e), None) for e in batch]
+        rows = [self._known(e) for e in batch]
         todo = [i for i, row in enumerate(rows) if row is None]
         if todo:
-            fast = self._fast([batch[i] for i in todo])
+            fast = self.fast.score([batch[i] for i in todo]).float()
             near = (top_gap(decision_scores(fast, self.shift)) < self.threshold).nonzero().flatten().tolist()
             for i, row in zip(todo, fast):
                 rows[i] = row
@@ -90,15 +88,16 @@ class CheckedScorer:
                 for i, row in zip(again, self.inner.score([batch[i] for i in again]).float()):
                     rows[i] = row
                 self.rescored += len(again)
+        for e in batch:  # only now: a batch that ran out of memory comes back, halved
+            self.exact.pop(id(e), None)
         return torch.stack([row for row in rows if row is not None])
 
-    def _fast(self, batch: list[Encoded]) -> torch.Tensor:
-        with autocast(self.device, self.dtype):
-            return self.inner.score(batch).float()
+    def _known(self, e: Encoded) -> torch.Tensor | None:
+        known = self.exact.get(id(e))
+        return known[1] if known is not None and known[0] is e else None
 
     def record(self, log: dict[str, Any], n: int) -> None:
         """Add this pass to `log` (a model's running account of what mixed precision did)."""
-        log["compute_dtype"] = str(self.dtype).removeprefix("torch.")
         log["scored"] = log.get("scored", 0) + n
         log["sampled_fp32"] = log.get("sampled_fp32", 0) + self.sampled
         log["rescored_fp32"] = log.get("rescored_fp32", 0) + self.rescored

@@ -102,8 +102,9 @@ def predict(
     plan = plan_batches(batch_size, loaded.device)
     order = sorted(range(len(encoded)), key=lambda i: -encoded[i].n_tokens)
     checked: precision.CheckedScorer | None = None
-    if loaded.compute is not None and len(encoded) > precision.SAMPLE:  # fewer: all are the sample, so plain fp32
-        scorer = checked = precision.CheckedScorer(scorer, loaded.device, loaded.compute, shift)
+    if loaded.fast_body is not None and len(encoded) > precision.SAMPLE:  # fewer: all are the sample: plain fp32
+        fast = build_scorer(loaded.model, loaded.tokenizer, task, loaded.fast_body)
+        scorer = checked = precision.CheckedScorer(fast, scorer, shift)
         checked.calibrate([encoded[i] for i in precision.spread_sample(order)])
     lengths = [encoded[i].n_tokens for i in order]
     out = np.zeros((len(encoded), len(task.labels)), dtype=np.float64)
@@ -125,6 +126,7 @@ def predict(
             bar.update(len(idx))
     if checked is not None:
         checked.record(loaded.checks, len(encoded))
+        loaded.checks["compute_dtype"] = str(loaded.compute).removeprefix("torch.")
     return out
 
 

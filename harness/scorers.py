@@ -47,24 +47,21 @@ def _hidden_at(base: Any, ids: torch.Tensor, positions: torch.Tensor) -> torch.T
 
 
 def _head(head: Any, hidden: torch.Tensor) -> torch.Tensor:
-    """The output layer on the scored positions, in the weights' own dtype even under autocast.
+    """The output layer on the scored positions, in the head's dtype whatever the body's.
 
-    bf16 autocast would round the logits themselves (a step of 0.125 for logits of 16 to 32):
-    the largest part of bf16's error in label scores. The head runs on one position per input,
-    so keeping it in float32 costs nothing.
+    With a bf16 body (`--dtype mixed`) the head stays float32: bf16 logits would be rounded
+    (a step of 0.125 for logits of 16 to 32), the largest part of bf16's error in label
+    scores. The head runs on one position per input, so full precision costs nothing.
     """
-    device = hidden.device.type
-    if not torch.is_autocast_enabled(device):
-        return head(hidden)
-    with torch.autocast(device, enabled=False):
-        return head(hidden.to(head.weight.dtype))
+    return head(hidden.to(head.weight.dtype))
 
 
 class ZeroShotScorer:
     """Scores labels by the log-probability of their words after the prompt."""
 
-    def __init__(self, model: Any, tokenizer: Any, task: Task) -> None:
+    def __init__(self, model: Any, tokenizer: Any, task: Task, body: Any = None) -> None:
         self.model, self.task = model, task
+        self.body = body if body is not None else model.base_model
         self.pad_id = int(tokenizer.pad_token_id)
         self.label_ids = label_token_ids(task, tokenizer)
         self.multi_token = any(len(ids) > 1 for ids in self.label_ids)
@@ -93,7 +90,7 @@ class ZeroShotScorer:
         device = next(self.model.parameters()).device
         ids, _ = _pad(seqs, self.pad_id, device)
         positions = torch.tensor(steps, device=device)
-        logits = _head(self.model.get_output_embeddings(), _hidden_at(self.model.base_model, ids, positions)).float()
+        logits = _head(self.model.get_output_embeddings(), _hidden_at(self.body, ids, positions)).float()
         logits = logits * self.scale
         if self.softcap:  # e.g. Gemma 2 caps its logits; keep the model's own distribution
             logits = torch.tanh(logits / self.softcap) * self.softcap
@@ -105,9 +102,10 @@ class ClassifierScorer:
 
     method = "classifier: sequence-classification head logits at the last real token"
 
-    def __init__(self, model: Any, tokenizer: Any, task: Task) -> None:
+    def __init__(self, model: Any, tokenizer: Any, task: Task, body: Any = None) -> None:
         _check_head_labels(model, task)
         self.model = model
+        self.body = body if body is not None else model.base_model
         self.pad_id = int(tokenizer.pad_token_id)
         # Decoder-style heads (GPT-2, Llama, ...) are a linear `score` layer on the last token;
         # run it ourselves on that one position. Other models get the standard forward.
@@ -118,7 +116,7 @@ class ClassifierScorer:
         device = next(self.model.parameters()).device
         ids, lengths = _pad([e.ids for e in batch], self.pad_id, device)
         if self.head is not None:
-            hidden = _hidden_at(self.model.base_model, ids, (lengths - 1).unsqueeze(1))[:, 0]
+            hidden = _hidden_at(self.body, ids, (lengths - 1).unsqueeze(1))[:, 0]
             return _head(self.head, hidden).float()
         mask = (torch.arange(ids.shape[1], device=device) < lengths.unsqueeze(1)).long()
         return self.model(input_ids=ids, attention_mask=mask).logits.float()
@@ -141,6 +139,7 @@ def _check_head_labels(model: Any, task: Task) -> None:
         )
 
 
-def build_scorer(model: Any, tokenizer: Any, task: Task) -> Scorer:
-    """The scorer for the task's kind."""
-    return ZeroShotScorer(model, tokenizer, task) if task.kind == "zeroshot" else ClassifierScorer(model, tokenizer, task)
+def build_scorer(model: Any, tokenizer: Any, task: Task, body: Any = None) -> Scorer:
+    """The scorer for the task's kind; `body` replaces the model's own (e.g. a bf16 copy)."""
+    kind = ZeroShotScorer if task.kind == "zeroshot" else ClassifierScorer
+    return kind(model, tokenizer, task, body)

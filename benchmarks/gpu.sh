@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The GPU figures of BENCHMARKS.md, in two steps that each fit a 10-minute command:
+#
+#   bash benchmarks/gpu.sh scoring    # 25k test reviews, both tasks: Tenser (mixed) vs seed style vs one at a time,
+#                                     # then Tenser alone in bfloat16 and compiled
+#   bash benchmarks/gpu.sh finetune   # one-epoch throughput both ways, then the 3-epoch fine-tune on 25k train
+#
+# ASSETS (default .gpu) holds gpt2-small/ and gpt2-small-clf/ (see BENCHMARKS.md for how they are
+# built) and imdb/{train,test}.parquet; results go to OUT (default gpu-out). LIMIT, DEVICE and
+# EPOCHS shrink the job for a dry run on a CPU, e.g.
+#   ASSETS=a OUT=o LIMIT=24 DEVICE=cpu EPOCHS=1 TRAIN_LIMIT=64 bash benchmarks/gpu.sh finetune
+set -uo pipefail
+A=${ASSETS:-.gpu}
+O=${OUT:-gpu-out}
+N=${LIMIT:-25000}
+DEV=${DEVICE:-cuda}
+EPOCHS=${EPOCHS:-3}
+TRAIN_LIMIT=${TRAIN_LIMIT:-}
+FT=${FT_DIR:-/tmp/tenser-ft}  # the checkpoint stays out of OUT (too big to bring back)
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=true
+mkdir -p "$O"
+tenser() { python -m harness "$@"; }
+models=(--model "$A/gpt2-small" --classifier "$A/gpt2-small-clf" --data "$A/imdb/test.parquet" --limit "$N"
+        --device "$DEV")
+status=0
+
+case "${1:-}" in
+scoring)
+    (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true) > "$O/hardware.txt" 2>&1
+    tenser bench "${models[@]}" --out "$O/bench-mixed" || status=1
+    tenser bench "${models[@]}" --ways tenser --dtype bfloat16 --out "$O/bench-bf16" || status=1
+    tenser bench "${models[@]}" --ways tenser --compile --out "$O/bench-compile" || status=1
+    ;;
+finetune)
+    tenser bench --model "$A/gpt2-small" --data "$A/imdb/test.parquet" --limit 16 --ways tenser \
+        --train-data "$A/imdb/train.parquet" --finetune-examples 2000 --device "$DEV" --out "$O/bench-train" || status=1
+    start=$(date +%s)
+    tenser finetune --model "$A/gpt2-small" --output "$FT" --data "$A/imdb/train.parquet" --device "$DEV" \
+        --epochs "$EPOCHS" ${TRAIN_LIMIT:+--limit "$TRAIN_LIMIT"} --overwrite || status=1
+    echo "finetune wall seconds: $(( $(date +%s) - start ))" | tee "$O/finetune-wall.txt"
+    cp "$FT/training_log.json" "$O/training_log.json" 2>/dev/null || true
+    ;;
+*)
+    echo "usage: bash benchmarks/gpu.sh scoring|finetune" >&2
+    exit 2
+    ;;
+esac
+exit $status
