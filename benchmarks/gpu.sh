@@ -5,9 +5,11 @@
 #                                     # then Tenser alone in bfloat16 and compiled
 #   bash benchmarks/gpu.sh finetune   # one-epoch throughput both ways, then the 3-epoch fine-tune on 25k train
 #
-# ASSETS (default .gpu) holds gpt2-small/ and gpt2-small-clf/ (see BENCHMARKS.md for how they are
-# built) and imdb/{train,test}.parquet; results go to OUT (default gpu-out). LIMIT, DEVICE and
-# EPOCHS shrink the job for a dry run on a CPU, e.g.
+# ASSETS (default .gpu, git-ignored, small enough to carry to a GPU machine) holds copies of
+# ../shared's tools/build_gpt2_small.py, models/gpt2-tokenizer/ and data/imdb/*.parquet (as
+# imdb/); the GPT-2-shaped models are built there on first use (500 MB: too big to carry).
+# Results go to OUT (default gpu-out). LIMIT, DEVICE, EPOCHS and TRAIN_LIMIT shrink the job for
+# a dry run on a CPU, e.g.
 #   ASSETS=a OUT=o LIMIT=24 DEVICE=cpu EPOCHS=1 TRAIN_LIMIT=64 bash benchmarks/gpu.sh finetune
 set -uo pipefail
 A=${ASSETS:-.gpu}
@@ -23,6 +25,21 @@ tenser() { python -m harness "$@"; }
 models=(--model "$A/gpt2-small" --classifier "$A/gpt2-small-clf" --data "$A/imdb/test.parquet" --limit "$N"
         --device "$DEV")
 status=0
+
+if [ ! -d "$A/gpt2-small" ]; then
+    python "$A/tools/build_gpt2_small.py" "$A/gpt2-small" || exit 1
+fi
+if [ ! -d "$A/gpt2-small-clf" ]; then  # the same body with a (random) two-label head, for the classifier task
+    python - "$A" <<'PY' || exit 1
+import sys
+from transformers import AutoTokenizer, GPT2ForSequenceClassification
+a = sys.argv[1]
+GPT2ForSequenceClassification.from_pretrained(
+    f"{a}/gpt2-small", num_labels=2, id2label={0: "negative", 1: "positive"},
+    label2id={"negative": 0, "positive": 1}, pad_token_id=50256).save_pretrained(f"{a}/gpt2-small-clf")
+AutoTokenizer.from_pretrained(f"{a}/gpt2-small").save_pretrained(f"{a}/gpt2-small-clf")
+PY
+fi
 
 case "${1:-}" in
 scoring)
