@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The GPU figures of BENCHMARKS.md, in two steps that each fit a 10-minute command:
+# The GPU figures of BENCHMARKS.md, in steps that should each fit a 10-minute command:
 #
-#   bash benchmarks/gpu.sh scoring    # 25k test reviews, both tasks: Tenser (mixed) vs seed style vs one at a time,
-#                                     # then Tenser alone in bfloat16 and compiled
+#   bash benchmarks/gpu.sh scoring    # 25k test reviews, both tasks: Tenser (mixed) vs seed style vs one at a time
+#   bash benchmarks/gpu.sh variants   # Tenser alone in bfloat16, float32, and mixed + torch.compile
 #   bash benchmarks/gpu.sh finetune   # one-epoch throughput both ways, then the 3-epoch fine-tune on 25k train
 #
 # ASSETS (default .gpu, git-ignored, small enough to carry to a GPU machine) holds copies of
@@ -44,9 +44,12 @@ fi
 case "${1:-}" in
 scoring)
     (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true) > "$O/hardware.txt" 2>&1
-    tenser bench "${models[@]}" --out "$O/bench-mixed" || status=1
+    tenser bench "${models[@]}" --dtype mixed --out "$O/bench-mixed" || status=1
+    ;;
+variants)
     tenser bench "${models[@]}" --ways tenser --dtype bfloat16 --out "$O/bench-bf16" || status=1
-    tenser bench "${models[@]}" --ways tenser --compile --out "$O/bench-compile" || status=1
+    tenser bench "${models[@]}" --ways tenser --dtype float32 --out "$O/bench-fp32" || status=1
+    tenser bench "${models[@]}" --ways tenser --dtype mixed --compile --out "$O/bench-compile" || status=1
     ;;
 finetune)
     tenser bench --model "$A/gpt2-small" --data "$A/imdb/test.parquet" --limit 16 --ways tenser \
@@ -58,7 +61,7 @@ finetune)
     cp "$FT/training_log.json" "$O/training_log.json" 2>/dev/null || true
     ;;
 *)
-    echo "usage: bash benchmarks/gpu.sh scoring|finetune" >&2
+    echo "usage: bash benchmarks/gpu.sh scoring|variants|finetune" >&2
     exit 2
     ;;
 esac
