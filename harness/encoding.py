@@ -59,25 +59,34 @@ class Encoder:
 
     def encode(self, text: str) -> Encoded:
         """Token ids for `text` in the prompt, cut inside the review when too long."""
+        return self.encode_many([text])[0]
+
+    def encode_many(self, texts: list[str], *, chunk: int = 512) -> list[Encoded]:
+        """`encode` for each text; the tokenizer gets them in batches (a fast tokenizer uses every core)."""
+        out: list[Encoded] = []
+        for start in range(0, len(texts), chunk):
+            cut = [self._precut(t) for t in texts[start : start + chunk]]
+            enc = self.tokenizer([self.render(t) for t, _ in cut], return_offsets_mapping=True,
+                                 split_special_tokens=True)
+            out += [self._fit(t, ids, offsets, was_cut) for (t, was_cut), ids, offsets
+                    in zip(cut, enc["input_ids"], enc["offset_mapping"])]
+        return out
+
+    def _precut(self, text: str) -> tuple[str, bool]:
+        """A multi-megabyte review is cut in characters first, on the side that truncation drops."""
         budget = self.max_tokens * MAX_CHARS_PER_TOKEN
         if len(text) <= budget:
-            return self._encode(text)
-        # A multi-megabyte review: cut its characters first, on the side that truncation drops.
+            return text, False
         if self.task.truncation_side == "left":
             head = re.match(r"\s{0,64}\S{0,64}\s?", text).group()  # type: ignore[union-attr]
-            text = head + text[-budget:]  # the first word shares a token with the prompt, which is kept
-        else:
-            text = text[:budget]
-        return Encoded(self._encode(text).ids, True)
+            return head + text[-budget:], True  # the first word shares a token with the prompt, which is kept
+        return text[:budget], True
 
-    def _encode(self, text: str) -> Encoded:
-        """`encode` for a text of reasonable length: tokenize all of it, then drop tokens."""
-        full = self.render(text)
-        enc = self.tokenizer(full, return_offsets_mapping=True, split_special_tokens=True)
-        ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    def _fit(self, text: str, ids: list[int], offsets: list[tuple[int, int]], was_cut: bool) -> Encoded:
+        """Drop tokens from inside the review until the prompt fits."""
         excess = len(ids) - self.max_tokens
         if excess <= 0:
-            return Encoded(list(ids), False)
+            return Encoded(list(ids), was_cut)
         start, end = len(self.prefix), len(self.prefix) + len(text)
         # A token belongs to the review if it lies within it. One that also holds prompt text
         # (BPE merges the prompt's trailing space into the review's first word) is kept.
@@ -90,10 +99,6 @@ class Encoder:
         else:
             kept = ids[:first] + ids[first : last - excess] + ids[last:]
         return Encoded(list(kept), True)
-
-    def encode_many(self, texts: list[str]) -> list[Encoded]:
-        """`encode` for each text."""
-        return [self.encode(t) for t in texts]
 
     def decode(self, encoded: Encoded) -> str:
         """The exact text the model sees for `encoded` (after truncation)."""

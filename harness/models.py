@@ -71,7 +71,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_dtype(name: str, device: torch.device) -> tuple[torch.dtype, torch.dtype | None]:
-    """The weights' dtype and, for `mixed`, the autocast dtype.
+    """The weights' dtype and, for `mixed`, the dtype of the fast copy of the body.
 
     `auto` is mixed on GPUs with bfloat16 (bf16 speed, predictions as in float32; see
     `harness.precision`) and float32 elsewhere. Mixed keeps float32 weights and a bf16 copy

@@ -163,6 +163,7 @@ def evaluate(
     to results.json (e.g. few-shot demonstrations, prompt selection).
     """
     w = distributed.world()
+    loaded.checks.clear()  # results.json reports this job's mixed-precision checks only
     encoder = make_encoder(task, loaded)
     calibrated = task.kind == "zeroshot" and task.calibration != "none"
     shift, calibration_info = calibration.correction(task, loaded, batch_size=batch_size) if calibrated else (None, None)

@@ -117,3 +117,21 @@ def test_mixed_on_a_real_model_predicts_as_float32(gpt2_dir, synth_reviews):
     checks = mixed.checks
     assert checks["scored"] == 40 and checks["sampled_fp32"] == 16 and checks["threshold"] > 0
     assert 0 <= checks["rescored_fp32"] <= 24
+
+
+def test_run_folders_record_each_jobs_mixed_precision_checks(tmp_path, gpt2_dir, synth_reviews, write_data, capsys):
+    from harness.cli import main
+    from harness.runs import load_run
+
+    data = write_data(synth_reviews(24, seed=4), "reviews.jsonl")
+    code = main(["run", "--model", str(gpt2_dir), "--data", str(data), "--out", str(tmp_path / "runs"),
+                 "--device", "cpu", "--dtype", "mixed", "--prompts", "all"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    folders = sorted((tmp_path / "runs").glob("imdb_zeroshot*__gpt2"))
+    assert len(folders) == len(get_task("imdb_zeroshot").variants) + 1
+    for folder in folders:  # one model loaded once, four jobs: each reports its own 24 inputs
+        results, _ = load_run(folder)
+        assert results["runtime"]["dtype"] == "mixed"
+        assert results["runtime"]["mixed_precision"]["scored"] == 24
+        assert results["runtime"]["mixed_precision"]["sampled_fp32"] == 16
