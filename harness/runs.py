@@ -15,7 +15,7 @@ import contextlib
 import json
 import os
 import shlex
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ PREDICTIONS = "predictions.jsonl"
 PARTIAL = "predictions.partial.jsonl"
 RUN_META = "run.json"
 RANK_GLOB = "predictions.rank*.jsonl"
+LOCK = ".tenser.lock"  # held by the process writing the folder
 HEADER = "tenser_partial"
 PREVIEW_CHARS = 200
 
@@ -86,7 +87,7 @@ def prepare_run_dir(path: Path, *, overwrite: bool, key: str | None = None,
     or unless it holds an unfinished run of the same `key`, which is then resumed."""
     if path.exists() and not path.is_dir():
         raise UserError(f"output {path} exists and is not a folder; choose another --out")
-    if path.is_dir() and any(path.iterdir()):
+    if path.is_dir() and any(p.name != LOCK for p in path.iterdir()):
         found = _unfinished_key(path)
         if key is not None and found == key and not overwrite:
             return path
@@ -104,6 +105,33 @@ def prepare_run_dir(path: Path, *, overwrite: bool, key: str | None = None,
     if key is not None:
         write_atomic(path / RUN_META, json.dumps({"key": key, "job": spec or {}}, indent=2, ensure_ascii=False) + "\n")
     return path
+
+
+@contextlib.contextmanager
+def run_lock(path: Path) -> Iterator[None]:
+    """Hold `path`'s lock while a job writes there: a second process writing the same folder
+    (which would interleave or delete the first one's predictions) gets a clear error instead."""
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks on this platform (Windows): carry on unlocked
+        yield
+        return
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        handle = open(path / LOCK, "a")
+    except OSError:  # not a folder, or not writable: prepare_run_dir says so
+        yield
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise UserError(f"output folder {path} is in use by another tenser process; wait for it to finish "
+                            f"or choose another --out") from None
+        try:
+            yield
+        finally:  # removed while still held: a process that opened it before sees it locked
+            (path / LOCK).unlink(missing_ok=True)
 
 
 def read_run_meta(run_dir: Path) -> dict[str, Any]:

@@ -124,6 +124,26 @@ def test_run_refuses_a_non_empty_output_unless_overwrite(tmp_path, gpt2_dir, dat
     assert out.strip().endswith("imdb_zeroshot__gpt2")
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="advisory locks are POSIX")
+def test_a_folder_another_process_is_writing_is_refused(tmp_path, gpt2_dir, data_csv, capsys):
+    import fcntl
+
+    run_dir = tmp_path / "imdb_zeroshot__gpt2"
+    run_dir.mkdir()
+    argv = ["run", "--model", str(gpt2_dir), "--data", str(data_csv), "--out", str(tmp_path), "--limit", "2"]
+    with open(run_dir / ".tenser.lock", "a") as other:  # as a second tenser process would hold it
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        for extra in ([], ["--overwrite"]):
+            code, _, err = _run(argv + extra, capsys)
+            _assert_user_error(code, err, f"output folder {run_dir} is in use by another tenser process")
+        assert list(run_dir.iterdir()) == [run_dir / ".tenser.lock"]  # nothing written, nothing removed
+    code, out, err = _run(argv, capsys)  # released: the lock file alone does not make the folder "not empty"
+    assert code == 0, err
+    assert (run_dir / "results.json").is_file() and not (run_dir / ".tenser.lock").exists()
+    code, _, err = _run(argv, capsys)
+    _assert_user_error(code, err, "is not empty")
+
+
 def test_run_with_an_included_task(tmp_path, gpt2_dir, synth_reviews, write_data, capsys):
     inc = tmp_path / "mine.json"
     inc.write_text(json.dumps({"name": "stars", "kind": "zeroshot", "labels": ["bad", "good"], "dataset": "me/stars",
