@@ -1,4 +1,5 @@
-"""Peak RSS of loading and tokenizing a whole split, beyond the model (BENCHMARKS.md).
+"""Peak RSS of loading and tokenizing a whole split, beyond the model (BENCHMARKS.md), then
+tokenizing the first 2,000 reviews one at a time and in batches, side by side.
 
     python benchmarks/tokenize_memory.py MODEL DATA [TASK]
 """
@@ -31,6 +32,15 @@ def main() -> None:
     print(f"model loaded: peak RSS {base:.0f} MiB; after loading {len(examples):,} reviews and tokenizing them "
           f"({sum(e.n_tokens for e in encoded):,} tokens, {seconds:.0f}s): peak RSS {peak_mib():.0f} MiB, "
           f"{peak_mib() - base:.0f} MiB beyond the model")
+    texts = [e.text for e in examples[:2000]]
+    encoder = make_encoder(task, loaded)
+    t0 = time.perf_counter()
+    one = encoder.encode_many(texts, chunk=1)
+    t1 = time.perf_counter()
+    batched = encoder.encode_many(texts)
+    t2 = time.perf_counter()
+    print(f"{len(texts):,} reviews one at a time {t1 - t0:.1f}s, in batches {t2 - t1:.1f}s, "
+          f"same ids: {one == batched}")
 
 
 if __name__ == "__main__":

@@ -315,6 +315,12 @@ def test_pickle_weights_are_refused_unless_allowed(tmp_path, pickle_only_dir, da
                  "--device", "cpu"]) == 2
     assert "--allow-pickle" in _one_error_line(capsys.readouterr().err)
     assert main(_argv(pickle_only_dir, data, tmp_path / "b", "--allow-pickle", "--limit", "4")) == 0
+    capsys.readouterr()
+    bench = ["bench", "--model", str(pickle_only_dir), "--data", str(data), "--limit", "4", "--device", "cpu",
+             "--ways", "tenser,one_at_a_time", "--out", str(tmp_path / "bench")]
+    assert main(bench) == 2
+    assert "--allow-pickle" in _one_error_line(capsys.readouterr().err)
+    assert main([*bench, "--allow-pickle"]) == 0
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
