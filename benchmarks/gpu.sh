@@ -21,16 +21,17 @@ TRAIN_LIMIT=${TRAIN_LIMIT:-}
 FT=${FT_DIR:-/tmp/tenser-ft}  # the checkpoint stays out of OUT (too big to bring back)
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=true
 mkdir -p "$O"
-tenser() { python -m harness "$@"; }
+PY=${PYTHON:-python3}  # the GPU image has python3 only
+tenser() { "$PY" -m harness "$@"; }
 models=(--model "$A/gpt2-small" --classifier "$A/gpt2-small-clf" --data "$A/imdb/test.parquet" --limit "$N"
         --device "$DEV")
 status=0
 
 if [ ! -d "$A/gpt2-small" ]; then
-    python "$A/tools/build_gpt2_small.py" "$A/gpt2-small" || exit 1
+    "$PY" "$A/tools/build_gpt2_small.py" "$A/gpt2-small" || exit 1
 fi
 if [ ! -d "$A/gpt2-small-clf" ]; then  # the same body with a (random) two-label head, for the classifier task
-    python - "$A" <<'PY' || exit 1
+    "$PY" - "$A" <<'PY' || exit 1
 import sys
 from transformers import AutoTokenizer, GPT2ForSequenceClassification
 a = sys.argv[1]

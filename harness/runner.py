@@ -105,11 +105,14 @@ def predict(
     if loaded.fast_body is not None and len(encoded) > precision.SAMPLE:  # fewer: all are the sample: plain fp32
         fast = build_scorer(loaded.model, loaded.tokenizer, task, loaded.fast_body)
         scorer = checked = precision.CheckedScorer(fast, scorer, shift)
-        checked.calibrate([encoded[i] for i in precision.spread_sample(order)])
     lengths = [encoded[i].n_tokens for i in order]
     out = np.zeros((len(encoded), len(task.labels)), dtype=np.float64)
     with tqdm(total=len(encoded), unit="ex", desc=f"scoring {task.name}", disable=not progress,
               dynamic_ncols=True) as bar:  # closed (a newline on stderr) also when scoring fails
+        if checked is not None:
+            bar.set_postfix_str(f"measuring bf16 error on {precision.SAMPLE} inputs")
+            checked.calibrate([encoded[i] for i in precision.spread_sample(order)])
+            bar.set_postfix_str("")
         pos = 0
         while pos < len(order):
             idx = order[pos : plan.end(lengths, pos)]

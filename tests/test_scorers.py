@@ -323,6 +323,34 @@ def test_nan_scores_are_a_user_error(gpt2, monkeypatch):
         predict(task, gpt2, encoded, progress=False)
 
 
+def test_auto_gpu_budget_backs_off_on_out_of_memory(gpt2, monkeypatch):
+    """`auto` on a GPU starts at its padded-token budget and halves it until a batch fits."""
+    task = get_task("imdb_zeroshot")
+    encoded = _encode(task, gpt2, [f"review number {i} was " + "good " * i for i in range(12)])
+    real = build_scorer(gpt2.model, gpt2.tokenizer, task)
+    padded = []
+
+    class GpuLikeScorer:
+        method = real.method
+
+        def score(self, batch):
+            padded.append(len(batch) * max(e.n_tokens for e in batch))
+            if padded[-1] > 40:  # this "GPU" holds 40 padded tokens
+                raise torch.OutOfMemoryError("CUDA out of memory")
+            return real.score(batch)
+
+    auto = plan_batches("auto", torch.device("cuda"))
+    assert auto.max_tokens is not None and auto.max_tokens > 0 and auto.max_examples > 0
+    monkeypatch.setattr("harness.runner.plan_batches", lambda *a: auto)
+    monkeypatch.setattr("harness.runner.build_scorer", lambda *a: GpuLikeScorer())
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    probs = predict(task, gpt2, encoded, progress=False)
+    first_fit = next(i for i, p in enumerate(padded) if p <= 40)
+    assert first_fit >= 2  # started at the GPU budget, ran out of memory and halved, more than once
+    monkeypatch.undo()
+    np.testing.assert_allclose(probs, predict(task, gpt2, encoded, batch_size=1, progress=False), atol=1e-4)
+
+
 def test_out_of_memory_halves_the_batch(gpt2, monkeypatch):
     task = get_task("imdb_zeroshot")
     encoded = _encode(task, gpt2, [f"review number {i} was good" for i in range(6)])
