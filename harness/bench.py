@@ -3,7 +3,8 @@ and process, with an agreement check so speed is never bought with wrong answers
 
 Ways compared, per task:
 - `tenser`: `runner.predict` (length-sorted token-budget batches, right padding without an
-  attention mask, LM head at the scored position only, bf16 on GPU).
+  attention mask, LM head at the scored position only, `--dtype` as given: auto is mixed
+  precision on GPU, float32 on CPU).
 - `seed_style`: what the seed notebook did: every input padded to the task's max length,
   fp32, batch 8, a full forward with attention mask and logits at every position.
 - `one_at_a_time`: fp32, batch 1, a full forward per review: the reference for agreement.
