@@ -140,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_precision(p)  # Tenser's; the baselines run in float32, eager
     add_allow_pickle(p)
     p.add_argument("--ways", default="tenser,seed_style,one_at_a_time", help="comma-separated ways to time")
+    p.add_argument("--repeats", type=int, default=1, help="time every way N times, alternating their order; the "
+                                                         "fastest counts (all are saved)")
     p.add_argument("--finetune-examples", type=int, default=0,
                    help="also time one fine-tuning epoch over N training examples per way")
     p.add_argument("--out", default="bench", help="folder for bench.json and bench.md")

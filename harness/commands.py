@@ -206,6 +206,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from tasks import get_task
 
     ways = tuple(w.strip() for w in args.ways.split(","))
+    if args.repeats < 1:
+        raise UserError(f"--repeats {args.repeats}: give 1 or more")
     unknown = [w for w in ways if w not in ("tenser", "seed_style", "one_at_a_time")] or ["tenser"] * ("tenser" not in ways)
     if unknown:
         raise UserError(f"--ways {args.ways!r}: choose from tenser, seed_style, one_at_a_time (tenser included)")
@@ -216,7 +218,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         examples, _ = load_examples(task, data=args.data, limit=args.limit, seed=args.seed)
         results.append(bench.bench_task(task, model, examples, device=args.device, dtype=args.dtype,
                                         batch_size=args.batch_size, ways=ways, compile=args.compile,
-                                        allow_pickle=args.allow_pickle))
+                                        allow_pickle=args.allow_pickle, repeats=args.repeats))
     training = None
     if args.finetune_examples:
         task = get_task("imdb_classifier")

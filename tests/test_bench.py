@@ -61,16 +61,18 @@ def test_tiny_bench_all_ways_agree_and_are_saved(tmp_path, gpt2_dir, gpt2_clf_di
 def test_mixed_precision_and_compile_agree_with_the_reference(tmp_path, gpt2_dir, bench_data, capsys):
     out = tmp_path / "bench"
     code, _, err = _bench(["--model", str(gpt2_dir), "--data", str(bench_data[0]), "--limit", "40",
-                           "--ways", "tenser,one_at_a_time", "--dtype", "mixed", "--compile", "--out", str(out)],
-                          capsys)
+                           "--ways", "tenser,one_at_a_time", "--dtype", "mixed", "--compile", "--repeats", "2",
+                           "--out", str(out)], capsys)
     assert code == 0, err
     r = json.loads((out / "bench.json").read_text())["scoring"][0]
     assert r["agreement"]["ok"] and r["agreement"]["disagreement"] == 0.0
     assert r["runtime"]["dtype"] == "mixed" and r["runtime"]["compiled"] is True and r["compile_s"] > 0
     mixed = r["runtime"]["mixed_precision"]
-    assert mixed["scored"] == 40 and mixed["sampled_fp32"] == 16  # the warm-up's counts are not included
+    assert mixed["scored"] == 80 and mixed["sampled_fp32"] == 32  # two timed passes; the warm-up is not counted
+    for way in r["ways"].values():
+        assert len(way["all_seconds"]) == 2 and way["seconds"] == min(way["all_seconds"])
     table = (out / "bench.md").read_text()
-    assert "Tenser dtype mixed, compiled" in table and "near-ties re-scored in fp32 of 40" in table
+    assert "Tenser dtype mixed, compiled" in table and "near-ties re-scored in fp32 of 80" in table
 
 
 def test_disagreeing_predictions_fail_loudly(tmp_path, gpt2_dir, bench_data, capsys, monkeypatch):
@@ -105,10 +107,11 @@ def test_agreement_limits():
     assert not check["ok"] and check["disagreement"] == pytest.approx(0.002)
 
 
-def test_bad_ways_are_user_errors(gpt2_dir, capsys):
+def test_bad_ways_and_repeats_are_user_errors(gpt2_dir, capsys):
     code, _, err = _bench(["--model", str(gpt2_dir), "--ways", "tenser,pipeline"], capsys)
     assert code == 2 and "--ways 'tenser,pipeline': choose from tenser, seed_style, one_at_a_time" in err
-    assert "Traceback" not in err
+    code, _, err = _bench(["--model", str(gpt2_dir), "--repeats", "0"], capsys)
+    assert code == 2 and "--repeats 0: give 1 or more" in err and "Traceback" not in err
 
 
 def test_reference_is_the_plain_forward(gpt2):
