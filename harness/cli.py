@@ -1,6 +1,6 @@
 """The `tenser` command line. User errors print one line and exit with code 2.
 
-Subcommands: `tasks`, `run`, `finetune`, `compare`, `report`, `bench`, `demo`. Their bodies
+Subcommands: `tasks`, `run`, `finetune`, `compare`, `report`, `gate`, `plan`, `bench`, `demo`. Their bodies
 live in `harness.commands`; this module declares the flags and runs the chosen command.
 """
 
@@ -98,7 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="report.html", help="HTML file to write")
     p.add_argument("--baseline", help="run folder to compare the others against (default: the first)")
     p.add_argument("--title", help="report title")
+    p.add_argument("--noise", metavar="BENCH_JSON", help="bench.json from `tenser bench`: its fp32 batch-1 vs "
+                                                        "Tenser-default flips set the noise floor of every change")
     p.set_defaults(func=commands.cmd_report)
+    add_stats_commands(sub)
 
     p = sub.add_parser("finetune", help="fine-tune a model on a task's training split (HF Trainer)",
                        formatter_class=fmt)
@@ -160,6 +163,29 @@ def build_parser() -> argparse.ArgumentParser:
     add_allow_pickle(p)
     p.set_defaults(func=commands.cmd_demo)
     return parser
+
+
+def add_stats_commands(sub: Any) -> None:
+    """`gate` (a paired non-inferiority check for CI) and `plan` (power and sample size)."""
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = sub.add_parser("gate", help="CI regression gate: exit 0 when AFTER is non-inferior to BEFORE, 1 when not",
+                       formatter_class=fmt)
+    p.add_argument("before", metavar="BEFORE_RUN")
+    p.add_argument("after", metavar="AFTER_RUN")
+    p.add_argument("--metric", default="accuracy", help="accuracy or f1_macro")
+    p.add_argument("--margin", type=float, default=0.01, help="largest acceptable drop (0.01 = 1 point)")
+    p.add_argument("--out", default="gate.json", help="JSON file for the decision")
+    p.set_defaults(func=commands.cmd_gate)
+
+    p = sub.add_parser("plan", help="power: the smallest detectable change for N examples, or the N a change needs",
+                       formatter_class=fmt)
+    p.add_argument("--n", type=int, help="examples planned: print the minimum detectable accuracy change")
+    p.add_argument("--change", type=float, help="accuracy change to detect (0.02 = 2 points): print the n needed")
+    p.add_argument("--discordance", type=float, default=0.15, help="assumed share of examples on which exactly "
+                   "one run is right (a report's comparison.json gives the observed one)")
+    p.add_argument("--alpha", type=float, default=0.05, help="two-sided significance level")
+    p.add_argument("--power", type=float, default=0.8, help="power")
+    p.set_defaults(func=commands.cmd_plan)
 
 
 def add_train_flags(p: argparse.ArgumentParser, *, limit: bool = True) -> None:

@@ -134,7 +134,26 @@ def score_model(tasks: list[Any], model: str, args: argparse.Namespace, out: Pat
 def cmd_report(args: argparse.Namespace) -> int:
     from reports import render_report
 
-    print(render_report(args.run_dirs, args.out, baseline=args.baseline, title=args.title))
+    print(render_report(args.run_dirs, args.out, baseline=args.baseline, title=args.title, noise=args.noise))
+    return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    """Exit 0 when AFTER is non-inferior to BEFORE within --margin, 1 when not (2 on bad input, via UserError)."""
+    from reports.gate import gate, summary_line, write_result
+
+    result = gate(args.before, args.after, metric=args.metric, margin=args.margin)
+    write_result(result, args.out)
+    print(summary_line(result))
+    return 0 if result.passed else 1
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from reports.power import plan_lines
+
+    for line in plan_lines(n=args.n, change=args.change, discordance=args.discordance, alpha=args.alpha,
+                           power=args.power):
+        print(line)
     return 0
 
 

@@ -5,6 +5,8 @@ order), so the numbers equal scikit-learn's (`zero_division=0`). Intervals are 9
 Wilson for accuracy, a normal interval for the mean loss, and a seeded bootstrap for the
 macro scores. Resampling examples with replacement only changes the confusion counts, so
 the bootstrap draws confusion matrices from a multinomial: exact, and cheap at any size.
+The metrics reviewers add (MCC, kappa, balanced accuracy, Brier, ROC-AUC, PR-AUC, top-2)
+come from `harness.agreement`, which uses scikit-learn.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import math
 from typing import Any
 
 import numpy as np
+
+from harness.agreement import reviewer_metrics
 
 Z95 = 1.959963984540054
 BOOTSTRAP_SAMPLES = 2000
@@ -80,6 +84,8 @@ def compute_metrics(gold: np.ndarray, probs: np.ndarray, labels: tuple[str, ...]
     losses = -np.log(np.clip(probs[np.arange(n), gold], 1e-12, None))
     loss, loss_se = float(losses.mean()), float(losses.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
     correct = int(np.trace(cm))
+    reviewer = reviewer_metrics(gold, probs)
+    reviewer_ci = reviewer.pop("ci95")
     return {
         "n": n,
         "accuracy": correct / n,
@@ -91,7 +97,10 @@ def compute_metrics(gold: np.ndarray, probs: np.ndarray, labels: tuple[str, ...]
             "accuracy": list(wilson_interval(correct, n)),
             **{key: list(v) for key, v in macro_bootstrap(cm).items()},
             "loss": [loss - Z95 * loss_se, loss + Z95 * loss_se],
+            **reviewer_ci,
         },
+        **reviewer,
+        "auc_averaging": "binary, positive label " + repr(labels[1]) if k == 2 else "one-vs-rest, macro average",
         "per_class": {
             name: {"precision": float(pc["precision"][i]), "recall": float(pc["recall"][i]),
                    "f1": float(pc["f1"][i]), "support": int(pc["support"][i])}

@@ -15,9 +15,10 @@ import jinja2
 
 from harness.errors import UserError
 from harness.runs import write_atomic
-from reports import charts, examples, prompts, recalibration, sections
+from reports import charts, examples, paired, prompts, recalibration, secondary, sections
 from reports.comparison import compare, findings, headline_rows
 from reports.manifest import manifest
+from reports.noise import NoiseFloor, load_noise
 from reports.sources import Run, load_runs
 from reports.stats import EXACT_BELOW
 
@@ -32,12 +33,20 @@ def render_report(
     *,
     baseline: str | Path | None = None,
     title: str | None = None,
+    noise: str | Path | None = None,
 ) -> Path:
-    """Render run folders into one self-contained HTML file at `out` and return its path."""
+    """Render run folders into one self-contained HTML file at `out` and return its path.
+
+    `noise` is a bench.json whose agreement check sets the noise floor of every change; the
+    paired numbers of each comparison are also written to comparison.json next to the page.
+    """
     runs = load_runs(list(run_dirs), baseline)
-    html = environment().get_template("report.html.j2").render(**build_context(runs, title=title))
+    context = build_context(runs, title=title, floors=load_noise(noise))
+    html = environment().get_template("report.html.j2").render(**context)
     target = _target(Path(out))
     write_atomic(target, html)
+    if len(runs) > 1:
+        paired.write_comparison(context["paired_records"], target)
     return target
 
 
@@ -62,10 +71,12 @@ def _target(out: Path) -> Path:
     return out
 
 
-def build_context(runs: list[Run], *, title: str | None = None) -> dict[str, Any]:
+def build_context(runs: list[Run], *, title: str | None = None,
+                  floors: dict[str, NoiseFloor] | None = None) -> dict[str, Any]:
     """Everything the template shows, as formatted plain data and base64 charts."""
     base = runs[0]
     comparisons = [compare(base, r, resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED) for r in runs[1:]]
+    records = [paired.record(c, floors or {}) for c in comparisons]
     calibration = sections.calibration(runs)
     length = sections.by_length(runs)
     headers = [_run_header(i, r) for i, r in enumerate(runs)]
@@ -75,7 +86,14 @@ def build_context(runs: list[Run], *, title: str | None = None) -> dict[str, Any
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "runs": headers,
         "comparisons": [{"base": c.base.role, "other": c.other.role, "reason": c.reason} for c in comparisons],
-        "findings": prompts.sensitivity_findings(sensitivity) + findings(runs, comparisons) + _zeroshot_findings(runs),
+        "findings": prompts.sensitivity_findings(sensitivity) + findings(runs, comparisons) + paired.findings(records)
+        + _zeroshot_findings(runs),
+        "paired_records": records,
+        "paired": paired.rows(records),
+        "noise_measured": bool(floors),
+        "secondary": secondary.rows(runs),
+        "curves_chart": secondary.curves_chart(runs),
+        "auc_averaging": f"AUCs: {secondary.averaging(runs)}." if secondary.averaging(runs) else "",
         "compared": _compared(runs),
         "sensitivity": sensitivity,
         "recalibrated": [recalibration.section(r, h) for r, h in zip(runs, headers) if recalibration.is_calibrated(r)],
