@@ -170,8 +170,8 @@ def add_stats_commands(sub: Any) -> None:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     p = sub.add_parser("gate", help="CI regression gate: exit 0 when AFTER is non-inferior to BEFORE, 1 when not",
                        formatter_class=fmt)
-    p.add_argument("before", metavar="BEFORE_RUN")
-    p.add_argument("after", metavar="AFTER_RUN")
+    p.add_argument("before", metavar="BEFORE_RUN", help="run folder of the reference (e.g. the released model)")
+    p.add_argument("after", metavar="AFTER_RUN", help="run folder of the candidate, scored on the same examples")
     p.add_argument("--metric", default="accuracy", help="accuracy or f1_macro")
     p.add_argument("--margin", type=float, default=0.01, help="largest acceptable drop (0.01 = 1 point)")
     p.add_argument("--out", default="gate.json", help="JSON file for the decision")
