@@ -11,8 +11,8 @@ import sys
 import time
 
 from harness.data import load_examples
+from harness.inference import make_encoder
 from harness.models import load_model
-from harness.runner import make_encoder
 from tasks import get_task
 
 

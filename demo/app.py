@@ -22,10 +22,11 @@ import pandas as pd
 from demo.examples import EXAMPLES
 from demo.inputs import EMPTY_REVIEW, MAX_CHARS, MAX_ROWS, TEXT_COLUMN, check_review, read_batch
 from demo.outputs import batch_summary, batch_table, display_table, model_heading, token_note, verdict, write_csv
-from demo.predictors import Predictor, finetuned_task_name, model_kind
+from demo.predictors import Predictor
+from harness.checkpoints import checkpoint_kind, model_kind
 from harness.errors import UserError
 from harness.models import LoadedModel, load_model
-from tasks import Task, get_task
+from tasks import Task, get_family, get_task
 
 CONCURRENCY = 4  # requests in flight; the per-model locks keep scoring itself serial per model
 QUEUE_SIZE = 64  # waiting requests beyond this are turned away with "queue full"
@@ -64,12 +65,14 @@ def classify_batch(
 
 
 def build_app(
-    pretrained: LoadedModel, finetuned: LoadedModel, *, pretrained_task: Task | str, finetuned_task: Task | str
+    pretrained: LoadedModel, finetuned: LoadedModel, *, pretrained_task: Task | str, finetuned_task: Task | str,
+    train_data: str | None = None, seed: int = 0,
 ) -> gr.Blocks:
-    """The demo app over two loaded models and their tasks (names or Task records)."""
+    """The demo app over two loaded models and their tasks (names or Task records); few-shot
+    demonstrations are drawn from `train_data` (default: the task's train split) with `seed`."""
     predictors = (
-        Predictor.create("pretrained", pretrained, _task(pretrained_task)),
-        Predictor.create("finetuned", finetuned, _task(finetuned_task)),
+        Predictor.create("pretrained", pretrained, _task(pretrained_task), train_data=train_data, seed=seed),
+        Predictor.create("finetuned", finetuned, _task(finetuned_task), train_data=train_data, seed=seed),
     )
     with gr.Blocks(title="Tenser demo", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
         gr.Markdown("# Tenser: pretrained vs fine-tuned\nOne movie review, two models: does fine-tuning "
@@ -144,6 +147,10 @@ def serve(
     pretrained: str,
     finetuned: str,
     *,
+    task: str = "imdb",
+    overrides: dict[str, str] | None = None,
+    train_data: str | None = None,
+    seed: int = 0,
     host: str = "127.0.0.1",
     port: int = 7860,
     share: bool = False,
@@ -152,14 +159,23 @@ def serve(
     allow_pickle: bool = False,
     prevent_thread_lock: bool = False,
 ) -> gr.Blocks:
-    """Load both models once (a bad path raises UserError here), then launch the demo."""
+    """Load both models once (a bad path raises UserError here), then launch the demo.
+
+    `task` names a family (or either of its tasks): the pretrained LM is scored on its zero-shot
+    task, the fine-tuned checkpoint on its classifier task (or, prompt-tuned, the zero-shot one);
+    `overrides` are `-T` field values.
+    """
     _check_port(host, port)
-    finetuned_task = get_task(finetuned_task_name(finetuned))
-    print(f"loading pretrained model {pretrained} (imdb_zeroshot) …", file=sys.stderr)
+    family = get_family(task)
+    zeroshot = family.task("zeroshot", **(overrides or {}))
+    finetuned_task = family.task("zeroshot" if checkpoint_kind(finetuned, strict=False) == "causal_lm"
+                                 else "classifier", **(overrides or {}))
+    print(f"loading pretrained model {pretrained} ({zeroshot.name}) …", file=sys.stderr)
     pre = load_model(pretrained, "causal_lm", device=device, dtype=dtype, allow_pickle=allow_pickle)
     print(f"loading fine-tuned model {finetuned} ({finetuned_task.name}) …", file=sys.stderr)
     fin = load_model(finetuned, model_kind(finetuned_task), device=device, dtype=dtype, allow_pickle=allow_pickle)
-    app = build_app(pre, fin, pretrained_task="imdb_zeroshot", finetuned_task=finetuned_task)
+    app = build_app(pre, fin, pretrained_task=zeroshot, finetuned_task=finetuned_task, train_data=train_data,
+                    seed=seed)
     if host not in LOCAL_HOSTS:
         print(f"warning: --host {host} makes the demo reachable from other machines", file=sys.stderr)
     # No server-side rendering (needs Node), no MCP endpoint, no run history kept in browsers.

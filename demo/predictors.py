@@ -1,5 +1,7 @@
-"""The demo's models: each loaded checkpoint with its task and encoder, scored through the
-harness runner (`make_encoder` + `predict`), the same inference path as `tenser run`.
+"""The demo's models: each loaded checkpoint with its task and encoder, scored through
+`harness.inference` (`make_encoder` + `predict`), the same inference path as `tenser run`, with
+the task's few-shot demonstrations (`harness.prompting`) and calibration
+(`harness.calibration.for_task`) prepared once, as `tenser run` prepares them.
 
 Requests run in parallel threads; each model has a lock, so one model scores one request at
 a time (a fast tokenizer is not safe to share across threads, and parallel torch calls on
@@ -9,18 +11,16 @@ at once.
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from harness.data import hub_endpoint_reachable, hub_offline
+from harness import calibration, prompting
 from harness.encoding import Encoder
-from harness.models import LoadedModel, ModelKind
-from harness.runner import make_encoder, predict
+from harness.inference import make_encoder, predict
+from harness.models import LoadedModel
 from tasks import Task
 
 Role = Literal["pretrained", "finetuned"]
@@ -46,12 +46,17 @@ class Predictor:
     task: Task
     loaded: LoadedModel
     encoder: Encoder
+    shift: np.ndarray | None = None  # the task's calibration correction, as `tenser run` computes it
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def create(cls, role: Role, loaded: LoadedModel, task: Task) -> Predictor:
-        """Build the predictor; the encoder is made once, as `tenser run` makes it."""
-        return cls(role, task, loaded, make_encoder(task, loaded))
+    def create(cls, role: Role, loaded: LoadedModel, task: Task, *, train_data: str | None = None,
+               seed: int = 0) -> Predictor:
+        """Build the predictor as `tenser run --seed SEED --train-data TRAIN_DATA` prepares a job:
+        demonstrations (drawn once), calibration correction, encoder."""
+        task, _ = prompting.add_demonstrations(task, loaded, train_data=train_data, seed=seed, exclude=set())
+        shift, _ = calibration.for_task(task, loaded)
+        return cls(role, task, loaded, make_encoder(task, loaded), shift)
 
     @property
     def title(self) -> str:
@@ -65,7 +70,9 @@ class Predictor:
         """Score `texts` (already validated) and return one answer each, in order."""
         with self.lock:
             encoded = self.encoder.encode_many(texts)
-            probs = predict(self.task, self.loaded, encoded, batch_size="auto", progress=False)
+            probs = predict(self.task, self.loaded, encoded, batch_size="auto", progress=False, shift=self.shift).probs
+            if self.shift is not None:
+                probs = calibration.apply(probs, self.shift)
             prompts = [self.encoder.decode(e) for e in encoded]
         return [self._answer(p, prompt, e.n_tokens, e.truncated) for p, prompt, e in zip(probs, prompts, encoded)]
 
@@ -73,39 +80,3 @@ class Predictor:
         labels = self.task.labels
         return Answer(labels[int(np.argmax(probs))], {lab: float(p) for lab, p in zip(labels, probs)},
                       prompt, n_tokens, truncated)
-
-
-def model_kind(task: Task) -> ModelKind:
-    """How `load_model` must load a model for `task`."""
-    return "causal_lm" if task.kind == "zeroshot" else "classifier"
-
-
-def finetuned_task_name(name: str) -> str:
-    """`imdb_classifier` for a saved `...ForSequenceClassification`, else `imdb_zeroshot` (a tuned LM).
-
-    A name whose config cannot be read gets `imdb_classifier`, so that `load_model` reports
-    the missing folder or Hub id in its own words.
-    """
-    archs = _architectures(name)
-    if archs is None or any(a.endswith("ForSequenceClassification") for a in archs):
-        return "imdb_classifier"
-    return "imdb_zeroshot"
-
-
-def _architectures(name: str) -> list[str] | None:
-    config = Path(name).expanduser() / "config.json"
-    if config.is_file():
-        try:
-            return list(json.loads(config.read_text()).get("architectures") or [])
-        except (OSError, ValueError, AttributeError):
-            return None
-    if Path(name).expanduser().exists() or name.startswith((".", "/", "~")):
-        return None
-    if not hub_offline() and not hub_endpoint_reachable():
-        return None  # load_model says the Hub is unreachable
-    try:  # a Hub id: read its config only (small), before loading the weights
-        from transformers import AutoConfig
-
-        return list(AutoConfig.from_pretrained(name, trust_remote_code=False).architectures or [])
-    except (OSError, ValueError, KeyError):
-        return None

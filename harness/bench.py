@@ -2,7 +2,7 @@
 and process, with an agreement check so speed is never bought with wrong answers.
 
 Ways compared, per task:
-- `tenser`: `runner.predict` (length-sorted token-budget batches, right padding without an
+- `tenser`: `inference.predict` (length-sorted token-budget batches, right padding without an
   attention mask, LM head at the scored position only, `--dtype` as given: auto is mixed
   precision on GPU, float32 on CPU).
 - `seed_style`: what the seed notebook did: every input padded to the task's max length,
@@ -26,11 +26,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from harness import precision
 from harness.data import Example
 from harness.encoding import Encoded
 from harness.errors import UserError
+from harness.inference import make_encoder, predict
 from harness.models import LoadedModel, load_model
-from harness.runner import make_encoder, predict, runtime_info
+from harness.runner import runtime_info
 from tasks import Task
 
 MAX_DISAGREEMENT = 0.001  # share of examples whose prediction may differ from the reference
@@ -97,8 +99,16 @@ def bench_task(task: Task, model: str, examples: list[Example], *, device: str, 
     gold = np.array([e.label for e in examples])
     n_tokens = sum(e.n_tokens for e in encoded)
     pad_to = make_encoder(task, exact).max_tokens
+    mixed: dict[str, Any] = {}  # mixed-precision statistics of the timed passes
+
+    def tenser(enc: list[Encoded], bar: bool) -> np.ndarray:
+        done = predict(task, fast, enc, batch_size=batch_size, progress=bar)
+        if bar:  # a timed pass
+            mixed.update(precision.merge(mixed, done.precision))
+        return done.probs
+
     runs: dict[str, Callable[[list[Encoded], bool], np.ndarray]] = {
-        "tenser": lambda enc, bar: predict(task, fast, enc, batch_size=batch_size, progress=bar),
+        "tenser": tenser,
         "seed_style": lambda enc, bar: reference_probs(task, exact, enc, pad_to=pad_to, batch_size=8, progress=bar),
         "one_at_a_time": lambda enc, bar: reference_probs(task, exact, enc, batch_size=1, progress=bar),
     }
@@ -110,7 +120,6 @@ def bench_task(task: Task, model: str, examples: list[Example], *, device: str, 
         runs[way]([by_length[round(k * (len(by_length) - 1) / max(1, n_warm - 1))] for k in range(n_warm)], False)
         if way == "tenser":
             compile_s = time.perf_counter() - t0 if compile else 0.0
-            fast.checks.clear()
     times: dict[str, list[float]] = {way: [] for way in ways}
     preds: dict[str, np.ndarray] = {}
     peaks = dict.fromkeys(ways, 0.0)
@@ -131,7 +140,8 @@ def bench_task(task: Task, model: str, examples: list[Example], *, device: str, 
     for way in ways:
         rows[way]["speedup_vs_tenser"] = round(rows[way]["seconds"] / rows["tenser"]["seconds"], 2)
     return {"task": task.name, "n": len(examples), "tokens": n_tokens, "tokenize_s": round(tokenize_s, 3),
-            "compile_s": round(compile_s, 3), "ways": rows, "agreement": check, "runtime": runtime_info(fast, batch_size)}
+            "compile_s": round(compile_s, 3), "ways": rows, "agreement": check,
+            "runtime": {**runtime_info(fast, batch_size), **({"mixed_precision": mixed} if mixed else {})}}
 
 
 def agreement(pred: np.ndarray, ref: np.ndarray, gold: np.ndarray) -> dict[str, Any]:

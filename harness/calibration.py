@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from harness import inference
 from harness.models import LoadedModel
 from tasks import Task
 
@@ -36,14 +37,21 @@ def domain_prompt(task: Task) -> str:
     return task.domain_prompt or task.prompt.split("{text}")[1].strip()
 
 
+def for_task(task: Task, loaded: LoadedModel, *, batch_size: int | str = "auto"
+             ) -> tuple[np.ndarray | None, dict[str, Any] | None]:
+    """The task's correction and its record, or (None, None) for an uncalibrated task.
+
+    `tenser run` and the demo both call this, so their probabilities agree.
+    """
+    if task.kind != "zeroshot" or task.calibration == "none":
+        return None, None
+    return correction(task, loaded, batch_size=batch_size)
+
+
 def correction(task: Task, loaded: LoadedModel, *, batch_size: int | str = "auto") -> tuple[np.ndarray, dict[str, Any]]:
     """The per-label log correction for the task's calibration method, and what to record."""
-    from harness.runner import make_encoder, predict
-
     if task.calibration == "contextual":
-        encoder = make_encoder(task, loaded)
-        probs = predict(task, loaded, encoder.encode_many(list(task.content_free)), batch_size=batch_size,
-                        progress=False)
+        probs = inference.predict_texts(task, loaded, list(task.content_free), batch_size=batch_size)
         mean = probs.mean(axis=0)
         info = {"content_free": list(task.content_free),
                 "content_free_probs": {label: float(p) for label, p in zip(task.labels, mean)},
@@ -52,7 +60,6 @@ def correction(task: Task, loaded: LoadedModel, *, batch_size: int | str = "auto
         premise = domain_prompt(task)
         before = task.prompt.split("{text}")[0] if task.shots else ""  # keep the demonstrations
         bare = dataclasses.replace(task, prompt=before + "{text}" + premise)
-        encoder = make_encoder(bare, loaded)
-        mean = predict(bare, loaded, [encoder.encode("")], batch_size=batch_size, progress=False)[0]
+        mean = inference.predict_texts(bare, loaded, [""], batch_size=batch_size)[0]
         info = {"domain_prompt": premise, "domain_probs": {label: float(p) for label, p in zip(task.labels, mean)}}
     return np.log(np.clip(mean, 1e-300, None)), {"method": task.calibration, **info}

@@ -17,24 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from harness import calibration, distributed, runs
+from harness import calibration, distributed, precision, runs
 from harness.cache import ScoreCache
 from harness.data import Example
 from harness.encoding import Encoded, Encoder
 from harness.errors import UserError
+from harness.inference import BatchPlan, NonFiniteScores, OnBatch, Predicted
 from tasks import Task
 
 STATS = ("resumed", "cached", "scored", "tokens", "tokenize_s", "score_s")
-OnBatch = Callable[[list[int], np.ndarray], None]
-Predict = Callable[[list[Encoded], OnBatch], Any]
-
-
-class NonFiniteScores(UserError):
-    """The model gave NaN or infinite scores; `positions` are the inputs' indices."""
-
-    def __init__(self, message: str, positions: list[int]) -> None:
-        super().__init__(message)
-        self.positions = positions
+Predict = Callable[[list[Encoded], OnBatch], Predicted]
 
 
 def prediction_record(task: Task, example: Example, probs: np.ndarray, raw: np.ndarray | None = None, *,
@@ -56,8 +48,8 @@ def prediction_record(task: Task, example: Example, probs: np.ndarray, raw: np.n
 
 
 @dataclass
-class Job:
-    """What one process needs to turn examples into records."""
+class Collector:
+    """What one process needs to turn examples into records, and what it measured doing so."""
 
     task: Task
     encoder: Encoder
@@ -65,6 +57,8 @@ class Job:
     shift: np.ndarray | None = None  # calibration correction; None when not calibrated
     cache: ScoreCache | None = None
     stats: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STATS, 0.0))
+    precision: dict[str, Any] = field(default_factory=dict)  # this process's mixed-precision statistics
+    plan: BatchPlan | None = None  # the batch plan `predict` ended with; None when nothing was scored
 
     def records(self, examples: list[Example], raw: np.ndarray, n_tokens: list[int],
                 truncated: list[bool]) -> list[dict[str, Any]]:
@@ -80,7 +74,7 @@ class Job:
                    and all(isinstance(v, float) and np.isfinite(v) for v in record[k].values()) for k in keys)
 
 
-def collect(job: Job, examples: list[Example], run_dir: Path, *, key: str | None) -> list[dict[str, Any]] | None:
+def collect(job: Collector, examples: list[Example], run_dir: Path, *, key: str | None) -> list[dict[str, Any]] | None:
     """Records for all `examples`, in their order, on rank 0 (None on other ranks)."""
     w = distributed.world()
     done = _resumed(job, run_dir, key, w)
@@ -114,7 +108,7 @@ def collect(job: Job, examples: list[Example], run_dir: Path, *, key: str | None
     return [by_id[e.id] for e in examples]
 
 
-def _resumed(job: Job, run_dir: Path, key: str | None, w: distributed.World) -> dict[str, dict[str, Any]]:
+def _resumed(job: Collector, run_dir: Path, key: str | None, w: distributed.World) -> dict[str, dict[str, Any]]:
     """Records already in the run folder's partial files (only with a key: a keyless run never resumes)."""
     mine: list[dict[str, Any]] = []
     error: UserError | None = None
@@ -132,7 +126,7 @@ def _resumed(job: Job, run_dir: Path, key: str | None, w: distributed.World) -> 
     return done
 
 
-def _score(job: Job, chosen: list[Example], log: runs.PredictionLog) -> list[dict[str, Any]]:
+def _score(job: Collector, chosen: list[Example], log: runs.PredictionLog) -> list[dict[str, Any]]:
     """Records for `chosen`: cache hits first, then the model; each batch goes to the log as it comes."""
     hits = job.cache.lookup([e.text for e in chosen]) if job.cache is not None else {}
     out: list[dict[str, Any]] = []
@@ -155,7 +149,9 @@ def _score(job: Job, chosen: list[Example], log: runs.PredictionLog) -> list[dic
                           [encoded[i].truncated for i in idx])
 
     try:
-        job.predict(encoded, on_batch)
+        if encoded:
+            done = job.predict(encoded, on_batch)
+            job.precision, job.plan = precision.merge(job.precision, done.precision), done.plan
     except NonFiniteScores as exc:
         ids = ", ".join(misses[i].id for i in exc.positions[:5])
         raise UserError(f"{exc} (ids: {ids}); they get no prediction. The {len(out)} predictions scored so far "

@@ -63,6 +63,7 @@ def load_examples(
     split = split or task.split
     if limit is not None and limit < 1:
         raise UserError(f"--limit {limit}: must be a positive number of examples")
+    data = data if data is not None else local_dataset(task)
     if data is None:
         ids, texts, raw_labels = _from_hub(task, split)
         source = f"hub:{task.dataset}" + (f"/{task.dataset_config}" if task.dataset_config else "")
@@ -74,6 +75,16 @@ def load_examples(
     chosen = sample_stratified(examples, limit, seed, source=source)
     info = DataInfo(source, split, _fingerprint(examples), info_n, limit, seed, len(chosen))
     return chosen, info
+
+
+def local_dataset(task: Task) -> str | None:
+    """The task's `dataset` when it is a local path (absolute, or starting with . or ~), None for a Hub id."""
+    if not task.dataset:
+        raise UserError(f"task {task.name!r} names no dataset; pass --data PATH (a parquet/CSV/JSONL file or "
+                        f"a folder), or set the task's dataset to a Hub id or a local path")
+    if task.dataset.startswith(("/", ".", "~")) or Path(task.dataset).expanduser().exists():
+        return task.dataset
+    return None
 
 
 def sample_stratified(examples: list[Example], limit: int | None, seed: int, *, source: str = "data") -> list[Example]:

@@ -14,16 +14,16 @@ import hashlib
 import json
 import sys
 import time
-import typing
 from pathlib import Path
 from typing import Any
 
 from harness import cache, distributed, runs
 from harness.data import DataInfo, Example, load_examples
 from harness.errors import UserError
+from harness.inference import make_encoder
 from harness.models import LoadedModel, load_model
-from harness.runner import evaluate, make_encoder
-from tasks import Task
+from harness.runner import evaluate
+from tasks import Task, task_from_dict
 
 
 class Interrupted(KeyboardInterrupt):
@@ -92,20 +92,12 @@ def _prepare_other_rank(run_dir: Path, *, overwrite: bool) -> None:
     distributed.check_all(error)
 
 
-def task_from_dict(fields: dict[str, Any]) -> Task:
-    """A Task from its `to_dict()` form (JSON lists back to tuples)."""
-    hints = typing.get_type_hints(Task)
-    values: dict[str, Any] = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v)
-                              if typing.get_origin(hints[k]) is tuple else v for k, v in fields.items()}
-    return Task(**values)
-
-
 def resume(run_dir: Path, *, use_cache: bool, allow_pickle: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """Finish the unfinished run in `run_dir` from its run.json; return its results and job spec."""
     meta = runs.read_run_meta(run_dir)
     job = meta["job"]
     try:
-        task = task_from_dict(job["task"])
+        task = task_from_dict(job["task"], str(run_dir / runs.RUN_META))
     except (TypeError, ValueError, KeyError) as exc:
         raise UserError(f"{run_dir / runs.RUN_META}: bad task ({exc}); re-run the original command") from None
     examples, info = load_examples(task, data=job["data"], split=job["split"], limit=job["limit"], seed=job["seed"])

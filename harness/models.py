@@ -14,7 +14,7 @@ import copy
 import hashlib
 import logging
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,7 +41,6 @@ class LoadedModel:
     info: dict[str, Any]
     compute: torch.dtype | None = None  # `--dtype mixed`: the fast body's dtype (near-ties re-checked in fp32)
     fast_body: Any = None  # `--dtype mixed`: a bf16 copy of the model body
-    checks: dict[str, Any] = field(default_factory=dict)  # what mixed precision did (harness.precision)
     compiled: bool = False  # body wrapped in torch.compile
 
     @property

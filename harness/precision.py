@@ -105,6 +105,23 @@ class CheckedScorer:
         log["threshold"] = max(log.get("threshold", 0.0), round(self.threshold, 6))
 
 
+def merge(total: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """Two passes' statistics as one: counts add, error and threshold keep the larger.
+
+    >>> merge({"scored": 2, "threshold": 0.1}, {"scored": 3, "threshold": 0.2, "compute_dtype": "bfloat16"})
+    {'scored': 5, 'threshold': 0.2, 'compute_dtype': 'bfloat16'}
+    """
+    out = dict(total)
+    for key, value in part.items():
+        if key in ("scored", "sampled_fp32", "rescored_fp32"):
+            out[key] = out.get(key, 0) + value
+        elif key in ("sample_error", "threshold"):
+            out[key] = max(out.get(key, 0.0), value)
+        else:
+            out[key] = value
+    return out
+
+
 def spread_sample(lengths_order: list[int], n: int = SAMPLE) -> list[int]:
     """`n` positions spread evenly over a length-sorted order (short and long inputs both)."""
     if len(lengths_order) <= n:

@@ -13,8 +13,8 @@ import numpy as np
 
 from harness.data import Example, load_examples, sample_stratified
 from harness.fewshot import choose, with_demonstrations
+from harness.inference import make_encoder, predict_texts
 from harness.models import LoadedModel
-from harness.runner import make_encoder, predict
 from tasks import Task
 
 
@@ -26,8 +26,7 @@ def validation_examples(task: Task, *, train_data: str | None, limit: int, seed:
 
 def accuracy(task: Task, loaded: LoadedModel, examples: list[Example], batch_size: int | str) -> float:
     """Accuracy of `task`'s prompt (calibration not applied) on `examples`."""
-    encoded = make_encoder(task, loaded).encode_many([e.text for e in examples])
-    probs = predict(task, loaded, encoded, batch_size=batch_size, progress=False)
+    probs = predict_texts(task, loaded, [e.text for e in examples], batch_size=batch_size)
     return float((probs.argmax(1) == np.array([e.label for e in examples])).mean())
 
 

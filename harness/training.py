@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 import torch
 
-import harness
 from harness import distributed, runs
-from harness.data import load_examples
+from harness.data import Example, load_examples
 from harness.errors import UserError
 from harness.finetune import CHECKPOINTS, TRAINING_LOG, Collator, FinetuneConfig, encode_examples, split_train_val
 from harness.metrics import compute_metrics
 from harness.models import (
+    LoadedModel,
     check_source,
     context_length,
     from_pretrained,
@@ -32,6 +32,7 @@ from harness.models import (
     resolve_device,
     weights_kwargs,
 )
+from harness.runner import versions
 from tasks import Task
 
 
@@ -64,38 +65,34 @@ def load_trainable(name: str, task: Task, cfg: FinetuneConfig, *, allow_pickle: 
     return tokenizer, model
 
 
-def _scores_for_metrics(task: Task, tokenizer: Any, cfg: FinetuneConfig) -> Any:
-    """For the prompt objective: reduce LM logits to the label words' first-token log-probs."""
-    if cfg.objective == "classifier":
-        return None
-    from harness.encoding import label_token_ids
+def _validation_metrics(task: Task, tokenizer: Any, net: Any, val: list[Example], batch_size: int) -> Any:
+    """Validation accuracy, F1 and label loss scored exactly as `tenser run` scores the task: the
+    task's own encoder and `inference.predict` (multi-token label words summed). The Trainer's
+    `eval_loss` (the training objective on the validation split) still drives early stopping."""
+    from harness.inference import make_encoder, predict
 
-    first = torch.tensor([w[0] for w in label_token_ids(task, tokenizer)])
+    gold = np.array([e.label for e in val])
 
-    def reduce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        pos = (labels != -100).int().argmax(dim=1) - 1  # the position that predicts the label word
-        rows = torch.arange(logits.shape[0], device=logits.device)
-        return torch.log_softmax(logits[rows, pos].float(), dim=-1)[:, first.to(logits.device)]
-
-    return reduce
-
-
-def _metrics_fn(task: Task, tokenizer: Any) -> Any:
-    """Validation metrics by the harness's own code. Gold labels come from the evaluated
-    batches themselves: the Trainer may order evaluation by length."""
-    from harness.encoding import label_token_ids
-
-    first = [w[0] for w in label_token_ids(task, tokenizer)] if task.kind == "zeroshot" else []
-
-    def metrics(pred: Any) -> dict[str, float]:
-        scores = torch.tensor(np.asarray(pred.predictions, dtype=np.float64))
-        gold = np.asarray(pred.label_ids)
-        if gold.ndim == 2:  # prompt objective: the label word's first token names the class
-            gold = np.array([first.index(int(row[row != -100][0])) for row in gold])
-        m = compute_metrics(gold, torch.softmax(scores, dim=-1).numpy(), task.labels)
+    def metrics(_: Any) -> dict[str, float]:
+        loaded = LoadedModel(net, tokenizer, next(net.parameters()).device, torch.float32,
+                             {"context_length": context_length(net.config)})
+        was_training = net.training
+        net.eval()
+        try:
+            encoded = make_encoder(task, loaded).encode_many([e.text for e in val])
+            probs = predict(task, loaded, encoded, batch_size=batch_size, progress=False).probs
+        finally:
+            net.train(was_training)
+        m = compute_metrics(gold, probs, task.labels)
         return {"accuracy": m["accuracy"], "f1_macro": m["f1_macro"], "label_loss": m["loss"]}
 
     return metrics
+
+
+def _no_logits(logits: Any, labels: Any) -> torch.Tensor:
+    """The Trainer keeps nothing of the evaluation logits: validation metrics score the model afresh."""
+    first = logits[0] if isinstance(logits, tuple) else logits
+    return first.new_zeros(first.shape[0])
 
 
 def _training_args(output: Path, cfg: FinetuneConfig, device: torch.device) -> Any:
@@ -168,8 +165,8 @@ def finetune(
         model=net, args=_training_args(output, cfg, device), data_collator=Collator(int(tokenizer.pad_token_id)),
         train_dataset=encode_examples(task, tokenizer, train, cfg),
         eval_dataset=encode_examples(task, tokenizer, val, cfg), processing_class=tokenizer,
-        compute_metrics=_metrics_fn(task, tokenizer),
-        preprocess_logits_for_metrics=_scores_for_metrics(task, tokenizer, cfg),
+        compute_metrics=_validation_metrics(task, tokenizer, net, val, cfg.batch_size * 2),
+        preprocess_logits_for_metrics=_no_logits,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience), _epoch_printer(), *callbacks],
     )
     t0 = time.perf_counter()
@@ -197,8 +194,6 @@ def _save(trainer: Any, tokenizer: Any, output: Path, log: dict[str, Any]) -> No
 def training_log(trainer: Any, cfg: FinetuneConfig, model: str, task: Task, data: dict[str, Any], n_train: int,
                  n_val: int, wall: float, device: torch.device) -> dict[str, Any]:
     """The contents of training_log.json, from the Trainer's log history."""
-    import transformers
-
     history = trainer.state.log_history
     epochs = [
         {"epoch": round(h["epoch"]), "step": h["step"], "val_loss": h["eval_loss"],
@@ -217,6 +212,5 @@ def training_log(trainer: Any, cfg: FinetuneConfig, model: str, task: Task, data
         "wall_time_s": round(wall, 2),
         "processes": int(trainer.args.world_size),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"{device.type} ({platform.processor() or platform.machine()})",
-        "versions": {"python": sys.version.split()[0], "torch": torch.__version__,
-                     "transformers": transformers.__version__, "tenser": harness.__version__},
+        "versions": versions(),
     }

@@ -5,42 +5,43 @@ balanced, labels 0 = negative and 1 = positive.
   " negative" versus " positive" as the next word decides.
 - `imdb_classifier`: a `...ForSequenceClassification` checkpoint (see `tenser finetune`)
   scores the review with its trained head.
+
+They form the family `imdb` (`tenser compare --task imdb`).
 """
 
 from __future__ import annotations
 
-from tasks.registry import Task, register_task
+from tasks.families import register_family
+from tasks.registry import Task
 
 LABELS = ("negative", "positive")
 
-register_task(
-    Task(
-        name="imdb_zeroshot",
-        kind="zeroshot",
-        labels=LABELS,
-        dataset="stanfordnlp/imdb",
-        description="IMDB movie-review sentiment, zero-shot: next-word log-prob of ' negative' vs ' positive'",
-        prompt="Review: {text}\nSentiment:",
-        label_words=(" negative", " positive"),
-        max_tokens=1024,
-        tags=("sentiment", "imdb"),
-        variants=(
-            ("Movie review: {text}\nThe sentiment of this review is", " negative", " positive"),
-            ("{text}\nDid the reviewer like the movie? Answer:", " No", " Yes"),
-            ("{text}\nOverall, the movie was", " bad", " good"),
-            ("Here is a movie review.\n{text}\nIn one word, the reviewer's opinion is", " negative", " positive"),
-        ),
-    )
+ZEROSHOT = Task(
+    name="imdb_zeroshot",
+    kind="zeroshot",
+    labels=LABELS,
+    dataset="stanfordnlp/imdb",
+    description="IMDB movie-review sentiment, zero-shot: next-word log-prob of ' negative' vs ' positive'",
+    prompt="Review: {text}\nSentiment:",
+    label_words=(" negative", " positive"),
+    max_tokens=1024,
+    tags=("sentiment", "imdb"),
+    variants=(
+        ("Movie review: {text}\nThe sentiment of this review is", " negative", " positive"),
+        ("{text}\nDid the reviewer like the movie? Answer:", " No", " Yes"),
+        ("{text}\nOverall, the movie was", " bad", " good"),
+        ("Here is a movie review.\n{text}\nIn one word, the reviewer's opinion is", " negative", " positive"),
+    ),
 )
 
-register_task(
-    Task(
-        name="imdb_classifier",
-        kind="classifier",
-        labels=LABELS,
-        dataset="stanfordnlp/imdb",
-        description="IMDB movie-review sentiment with a trained sequence-classification head",
-        max_tokens=512,
-        tags=("sentiment", "imdb"),
-    )
+CLASSIFIER = Task(
+    name="imdb_classifier",
+    kind="classifier",
+    labels=LABELS,
+    dataset="stanfordnlp/imdb",
+    description="IMDB movie-review sentiment with a trained sequence-classification head",
+    max_tokens=512,
+    tags=("sentiment", "imdb"),
 )
+
+register_family(ZEROSHOT, classifier=CLASSIFIER, name="imdb")

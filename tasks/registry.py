@@ -1,23 +1,17 @@
 """The `Task` record and the registry: a plain dict with loud errors.
 
 Register each task in exactly one place. Unknown names list the known ones and suggest
-the nearest; duplicates raise. Users add tasks without editing the package by passing a
-Python file (which calls `register_task`) or a TOML/JSON file of task fields to
-`include_file`.
+the nearest; duplicates raise. Users add tasks without editing the package through
+`tasks.files.include_file` (a Python, TOML or JSON file).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
-import runpy
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
-
-import tomllib
 
 TaskKind = Literal["zeroshot", "classifier"]
 KINDS: tuple[str, ...] = typing.get_args(TaskKind)
@@ -37,7 +31,9 @@ class Task:
     name: str
     kind: TaskKind
     labels: tuple[str, ...]  # task label order: index i is label id i in the data
-    dataset: str  # Hugging Face Hub id, used when no --data is given
+    # Hub id, or a local path (file or folder; in a task file, relative to that file). Used when
+    # no --data is given; "" = always give --data.
+    dataset: str = ""
     description: str = ""
     dataset_config: str | None = None
     split: str = "test"  # the split scored by `tenser run`
@@ -96,8 +92,16 @@ def check_task(task: Task) -> None:
             if len(variant) != 1 + len(task.labels):
                 raise TaskError(f"{where}: variant {i} must be (template, {len(task.labels)} label words), got {variant!r}")
             check_task(prompt_variant(task, i + 1))
-    elif task.calibration != "none" or task.shots or task.variants:
-        raise TaskError(f"{where}: calibration, shots and variants apply to zeroshot tasks only")
+    elif used := _zeroshot_fields_set(task):
+        raise TaskError(f"{where}: {', '.join(used)} apply to zeroshot tasks only; a {task.kind} task reads the review "
+                        f"as it is and scores it with the model's head (drop {'them' if len(used) > 1 else 'it'})")
+
+
+def _zeroshot_fields_set(task: Task) -> list[str]:
+    """The zeroshot-only fields `task` sets: a classifier would ignore them while results.json records them."""
+    given = {"prompt": task.prompt, "label_words": task.label_words, "domain_prompt": task.domain_prompt,
+             "calibration": task.calibration != "none", "shots": task.shots, "variants": task.variants}
+    return [name for name, value in given.items() if value]
 
 
 def _check_prompt(task: Task, where: str) -> None:
@@ -186,43 +190,16 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     return text
 
 
-def include_file(path: str | Path) -> list[Task]:
-    """Register the tasks defined in a Python, TOML or JSON file; return the new ones."""
-    path = Path(path)
-    if not path.is_file():
-        raise TaskError(f"--include {path}: no such file")
-    before = set(_REGISTRY)
-    if path.suffix == ".py":
-        runpy.run_path(str(path), run_name=f"tenser_include_{path.stem}")
-    elif path.suffix in (".toml", ".json"):
-        for entry in _read_declarative(path):
-            register_task(_task_from_dict(entry, path))
-    else:
-        raise TaskError(f"--include {path}: expected a .py, .toml or .json file")
-    return [_REGISTRY[n] for n in sorted(set(_REGISTRY) - before)]
-
-
-def _read_declarative(path: Path) -> list[dict[str, Any]]:
-    try:
-        data = tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise TaskError(f"--include {path}: not valid {path.suffix[1:].upper()}: {exc}") from None
-    if isinstance(data, dict) and "task" in data:
-        data = data["task"]
-    entries = data if isinstance(data, list) else [data]
-    if not all(isinstance(e, dict) for e in entries):
-        raise TaskError(f"--include {path}: expected a table of task fields or a list of them")
-    return entries
-
-
-def _task_from_dict(entry: dict[str, Any], path: Path) -> Task:
+def task_from_dict(entry: dict[str, Any], where: str = "task") -> Task:
+    """A Task from plain data (a TOML/JSON table, or `to_dict()` read back); `where` prefixes errors."""
     known = {f.name for f in dataclasses.fields(Task)}
     for key in entry:
         if key not in known:
-            raise TaskError(f"--include {path}: " + _unknown("task field", key, sorted(known)))
+            raise TaskError(f"{where}: " + _unknown("task field", key, sorted(known)))
     hints = typing.get_type_hints(Task)
-    values = {k: tuple(v) if typing.get_origin(hints[k]) is tuple else v for k, v in entry.items()}
+    values = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if typing.get_origin(hints[k]) is tuple
+              and isinstance(v, (list, tuple)) else v for k, v in entry.items()}
     try:
         return Task(**values)  # type: ignore[arg-type]  # checked by Task.__post_init__
     except TypeError as exc:
-        raise TaskError(f"--include {path}: {exc}") from None
+        raise TaskError(f"{where}: {exc}") from None

@@ -256,12 +256,13 @@ def data_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(autouse=True)
 def _restore_task_registry() -> Any:
     """Tests may register tasks; each test starts from and leaves the built-in registry."""
-    from tasks import registry
+    from tasks import families, files, registry
 
-    saved = dict(registry._REGISTRY)
+    saved = [(table, dict(table)) for table in (registry._REGISTRY, families._FAMILIES, files._INCLUDED)]
     yield
-    registry._REGISTRY.clear()
-    registry._REGISTRY.update(saved)
+    for table, entries in saved:
+        table.clear()
+        table.update(entries)
 
 
 @pytest.fixture(autouse=True)
@@ -271,3 +272,4 @@ def _score_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TENSER_CACHE", str(tmp_path_factory.mktemp("score_cache")))
         yield
+

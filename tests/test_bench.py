@@ -79,9 +79,9 @@ def test_disagreeing_predictions_fail_loudly(tmp_path, gpt2_dir, bench_data, cap
     real = bench.predict
 
     def flipped(*args, **kwargs):
-        probs = real(*args, **kwargs)
-        probs[:2] = probs[:2, ::-1]  # two of 24 predictions change
-        return probs
+        done = real(*args, **kwargs)
+        done.probs[:2] = done.probs[:2, ::-1]  # two of 24 predictions change
+        return done
 
     monkeypatch.setattr(bench, "predict", flipped)
     out = tmp_path / "bench"
@@ -116,10 +116,10 @@ def test_bad_ways_and_repeats_are_user_errors(gpt2_dir, capsys):
 
 def test_reference_is_the_plain_forward(gpt2):
     task = get_task("imdb_zeroshot")
-    from harness.runner import make_encoder, predict
+    from harness.inference import make_encoder, predict
 
     encoded = make_encoder(task, gpt2).encode_many(["A fine film.", "Dull, slow and long. " * 3])
     ref = bench.reference_probs(task, gpt2, encoded, progress=False)
     padded = bench.reference_probs(task, gpt2, encoded, pad_to=64, batch_size=2, progress=False)
-    np.testing.assert_allclose(ref, predict(task, gpt2, encoded, progress=False), atol=1e-5)
+    np.testing.assert_allclose(ref, predict(task, gpt2, encoded, progress=False).probs, atol=1e-5)
     np.testing.assert_allclose(ref, padded, atol=1e-5)  # the attention mask makes padding harmless

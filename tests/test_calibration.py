@@ -15,7 +15,7 @@ from harness.cli import main
 from harness.data import Example
 from harness.errors import UserError
 from harness.fewshot import choose, with_demonstrations
-from harness.runner import make_encoder
+from harness.inference import BatchPlan, Predicted, make_encoder
 from tasks import TaskError, get_task
 from tests.conftest import make_reviews, write_rows
 
@@ -35,11 +35,11 @@ def test_contextual_correction_uses_the_same_prompt_path(monkeypatch: pytest.Mon
     known = np.array([[0.9, 0.1], [0.7, 0.3], [0.8, 0.2]])
     seen: list[list[int]] = []
 
-    def fake_predict(t: Any, loaded: Any, encoded: list[Any], **kw: Any) -> np.ndarray:
+    def fake_predict(t: Any, loaded: Any, encoded: list[Any], **kw: Any) -> Predicted:
         seen.extend(e.ids for e in encoded)
-        return known[: len(encoded)]
+        return Predicted(known[: len(encoded)], BatchPlan(1, None))
 
-    monkeypatch.setattr("harness.runner.predict", fake_predict)
+    monkeypatch.setattr("harness.inference.predict", fake_predict)
     shift, info = calibration.correction(task, gpt2)
     encoder = make_encoder(task, gpt2)
     assert seen == [encoder.encode(text).ids for text in task.content_free]
@@ -55,11 +55,11 @@ def test_pmi_correction_scores_the_domain_prompt(monkeypatch: pytest.MonkeyPatch
     assert calibration.domain_prompt(task) == "Sentiment:"
     seen: list[list[int]] = []
 
-    def fake_predict(t: Any, loaded: Any, encoded: list[Any], **kw: Any) -> np.ndarray:
+    def fake_predict(t: Any, loaded: Any, encoded: list[Any], **kw: Any) -> Predicted:
         seen.extend(e.ids for e in encoded)
-        return np.array([[0.25, 0.75]])
+        return Predicted(np.array([[0.25, 0.75]]), BatchPlan(1, None))
 
-    monkeypatch.setattr("harness.runner.predict", fake_predict)
+    monkeypatch.setattr("harness.inference.predict", fake_predict)
     shift, info = calibration.correction(task, gpt2)
     assert seen == [gpt2.tokenizer("Sentiment:")["input_ids"]]
     np.testing.assert_allclose(np.exp(shift), [0.25, 0.75])

@@ -20,7 +20,8 @@ from demo.app import classify_batch, classify_review, serve  # noqa: E402
 from demo.examples import EXAMPLES  # noqa: E402
 from demo.inputs import EMPTY_BATCH, EMPTY_REVIEW, MAX_CHARS, MAX_ROWS, InputProblem, check_review, read_batch  # noqa: E402
 from demo.outputs import batch_table, display_table, token_note, verdict, write_csv  # noqa: E402
-from demo.predictors import Answer, Predictor, finetuned_task_name  # noqa: E402
+from demo.predictors import Answer, Predictor  # noqa: E402
+from harness.checkpoints import checkpoint_kind  # noqa: E402
 from harness.cli import main as tenser  # noqa: E402
 from harness.errors import UserError  # noqa: E402
 
@@ -162,9 +163,9 @@ def test_batch_table_display_and_csv(tmp_path: Path) -> None:
 
 
 def test_finetuned_task_follows_the_saved_architecture(tiny: demo_fixtures.TinyModels, tmp_path: Path) -> None:
-    assert finetuned_task_name(str(tiny.classifier)) == "imdb_classifier"
-    assert finetuned_task_name(str(tiny.lm)) == "imdb_zeroshot"  # a prompt-tuned causal LM
-    assert finetuned_task_name(str(tmp_path / "missing")) == "imdb_classifier"  # load_model reports it
+    assert checkpoint_kind(str(tiny.classifier), strict=False) == "classifier"
+    assert checkpoint_kind(str(tiny.lm), strict=False) == "causal_lm"  # a prompt-tuned causal LM
+    assert checkpoint_kind(str(tmp_path / "missing"), strict=False) == "classifier"  # load_model reports it
 
 
 def test_bad_model_paths_fail_at_start_up(tiny: demo_fixtures.TinyModels, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from harness.encoding import Encoded, Encoder, label_token_ids
 from harness.errors import UserError
-from harness.runner import make_encoder
+from harness.inference import make_encoder
 from tasks import get_task
 
 EOS = "<|endoftext|>"

@@ -91,14 +91,14 @@ def test_early_stopping_restores_best_epoch(tmp_path: Path, gpt2_dir: Path) -> N
     import numpy as np
 
     from harness.data import load_examples
+    from harness.inference import make_encoder, predict
     from harness.models import load_model
-    from harness.runner import make_encoder, predict
 
     task = get_task("imdb_classifier")
     examples, _ = load_examples(task, data=str(train), split="train")
     _, val = split_train_val(examples, cfg)
     loaded = load_model(str(out), "classifier", device="cpu", dtype="float32")
-    probs = predict(task, loaded, make_encoder(task, loaded).encode_many([e.text for e in val]), progress=False)
+    probs = predict(task, loaded, make_encoder(task, loaded).encode_many([e.text for e in val]), progress=False).probs
     loss = -np.log(probs[np.arange(len(val)), [e.label for e in val]]).mean()
     assert loss == pytest.approx(log["best_val_loss"], abs=2e-3)
     best_epoch = log["epochs"][log["best_epoch"] - 1]
@@ -222,3 +222,39 @@ def test_compare_refuses_finetuned_folder_that_is_not_a_classifier(
                  "--data", str(test), "--device", "cpu"])
     err = capsys.readouterr().err
     assert code == 2 and "not a fine-tuned classifier" in err
+
+
+@pytest.mark.parametrize("objective", ["prompt", "classifier"])
+def test_validation_metrics_equal_tenser_run_on_the_same_examples(
+        objective: str, tmp_path: Path, gpt2_dir: Path, gpt2_tokenizer: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """Fine-tuning's validation scores the way `tenser run` scores the task: multi-token label words summed."""
+    from transformers import TrainerCallback
+
+    from harness.data import load_examples
+    from tasks import Task, register_family
+
+    family = register_family(Task(name="multi_zeroshot", kind="zeroshot", labels=("negative", "positive"),
+                                  prompt="Review: {text}\nVerdict:", label_words=(" hated it", " loved it")))
+    assert all(len(gpt2_tokenizer(w)["input_ids"]) > 1 for w in (" hated it", " loved it"))
+    task = get_task(family.zeroshot if objective == "prompt" else family.classifier)
+    train = write_rows(tmp_path / "train.jsonl", separable(48, seed=5))
+    seen: list[dict[str, float]] = []
+
+    class Keep(TrainerCallback):  # type: ignore[misc]
+        def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None, **kw: Any) -> None:
+            seen.append(dict(metrics))
+
+    cfg = FinetuneConfig(lr=3e-3, epochs=1, objective=objective, **FAST)  # type: ignore[arg-type]
+    out = finetune(str(gpt2_dir), task, tmp_path / "ckpt", cfg, train_data=str(train), callbacks=(Keep(),))
+    examples, _ = load_examples(task, data=str(train), split="train")
+    _, val = split_train_val(examples, cfg)
+    val_file = write_rows(tmp_path / "val.jsonl", [{"text": e.text, "label": e.label} for e in val])
+    code = main(["run", "--task", task.name, "--model", str(out), "--data", str(val_file), "--out",
+                 str(tmp_path / "runs"), "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    run_dir = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    metrics = json.loads((run_dir / "results.json").read_text())["metrics"]
+    assert metrics["n"] == len(val) and len(seen) == 1
+    assert seen[0]["eval_accuracy"] == pytest.approx(metrics["accuracy"])
+    assert seen[0]["eval_f1_macro"] == pytest.approx(metrics["f1_macro"])
+    assert seen[0]["eval_label_loss"] == pytest.approx(metrics["loss"], abs=1e-5)

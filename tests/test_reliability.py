@@ -19,11 +19,12 @@ import numpy as np
 import pytest
 import torch
 
-from harness import encoding, runner, runs
+from harness import encoding, runs
+from harness import inference as runner
 from harness.cli import main
 from harness.data import load_examples
 from harness.errors import UserError
-from harness.runner import make_encoder
+from harness.inference import make_encoder
 from tasks import get_task
 from tests.conftest import make_reviews, write_rows
 
@@ -207,7 +208,7 @@ def test_read_partial_keeps_complete_lines_and_cuts_the_torn_tail(tmp_path):
 
 SLOW_RUN = """
 import sys, time
-import harness.runner as runner
+import harness.inference as runner
 real_build = runner.build_scorer
 def slow_build(*args):
     real = real_build(*args)

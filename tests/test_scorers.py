@@ -12,8 +12,8 @@ import torch
 
 from harness.encoding import Encoded
 from harness.errors import UserError
+from harness.inference import BatchPlan, make_encoder, plan_batches, predict
 from harness.models import content_hash, load_model, resolve_device, resolve_dtype
-from harness.runner import BatchPlan, make_encoder, plan_batches, predict
 from harness.scorers import ClassifierScorer, ZeroShotScorer, build_scorer
 from tasks import get_task
 
@@ -128,7 +128,7 @@ def test_bfloat16_load_on_cpu(gpt2_dir):
     loaded = load_model(str(gpt2_dir), "causal_lm", device="cpu", dtype="bfloat16")
     assert loaded.dtype == torch.bfloat16 and next(loaded.model.parameters()).dtype == torch.bfloat16
     task = get_task("imdb_zeroshot")
-    probs = predict(task, loaded, _encode(task, loaded, ["A great film."]), progress=False)
+    probs = predict(task, loaded, _encode(task, loaded, ["A great film."]), progress=False).probs
     assert probs.shape == (1, 2) and np.isfinite(probs).all() and probs.sum() == pytest.approx(1.0)
 
 
@@ -162,7 +162,7 @@ def test_zeroshot_scores_equal_a_full_forward_per_example(fixture, request, synt
     want = np.array([_reference_zeroshot(loaded.model, loaded.tokenizer, task, t) for t in texts])
     np.testing.assert_allclose(got, want, atol=1e-4)
     assert np.ptp(want[:, 1] - want[:, 0]) > 1e-3  # the examples really differ: the check has power
-    probs = predict(task, loaded, encoded, batch_size=3, progress=False)
+    probs = predict(task, loaded, encoded, batch_size=3, progress=False).probs
     np.testing.assert_allclose(probs, torch.softmax(torch.tensor(want), -1).numpy(), atol=1e-4)
 
 
@@ -190,7 +190,7 @@ def test_multi_token_labels_fit_the_context_for_long_reviews(gpt2, synth_reviews
     encoded = _encode(task, gpt2, long_texts)
     longest = max(len(gpt2.tokenizer(w, add_special_tokens=False)["input_ids"]) for w in task.label_words)
     assert all(e.truncated and e.n_tokens + longest - 1 == gpt2.context_length for e in encoded)
-    probs = predict(task, gpt2, encoded, batch_size=4, progress=False)  # positions past 128 would crash GPT-2
+    probs = predict(task, gpt2, encoded, batch_size=4, progress=False).probs  # positions past 128 would crash GPT-2
     assert np.isfinite(probs).all()
 
 
@@ -240,13 +240,13 @@ def test_probabilities_do_not_depend_on_batch_size(fixture, task_name, overrides
     encoded = _encode(task, loaded, texts)
     assert any(e.truncated for e in encoded) and any(EOS in t for t in texts)
     assert len({e.n_tokens for e in encoded}) > 5  # real padding happens in a batch
-    one = predict(task, loaded, encoded, batch_size=1, progress=False)
+    one = predict(task, loaded, encoded, batch_size=1, progress=False).probs
     for size in (5, "auto"):  # auto on CPU: a padded-token budget, here the whole set in one or two batches
-        np.testing.assert_allclose(predict(task, loaded, encoded, batch_size=size, progress=False), one, atol=1e-4)
+        np.testing.assert_allclose(predict(task, loaded, encoded, batch_size=size, progress=False).probs, one, atol=1e-4)
     assert one.shape == (len(texts), 2) and np.allclose(one.sum(axis=1), 1.0)
     assert np.ptp(np.log(one[:, 1] / one[:, 0])) > 1e-3  # examples differ: a mix-up would show
     # Results come back in input order, not in the length-sorted scoring order.
-    reversed_probs = predict(task, loaded, encoded[::-1], batch_size=32, progress=False)
+    reversed_probs = predict(task, loaded, encoded[::-1], batch_size=32, progress=False).probs
     np.testing.assert_allclose(reversed_probs[::-1], one, atol=1e-4)
 
 
@@ -260,7 +260,7 @@ def test_predict_calls_on_batch_with_original_indices(gpt2, reviews):
         sizes.append(len(idx))
         seen.update(zip(idx, probs))
 
-    probs = predict(task, gpt2, encoded, batch_size=3, on_batch=on_batch, progress=False)
+    probs = predict(task, gpt2, encoded, batch_size=3, on_batch=on_batch, progress=False).probs
     assert sizes == [3, 3, 1] and sorted(seen) == list(range(7))
     np.testing.assert_allclose(np.array([seen[i] for i in range(7)]), probs)
     first_batch = sorted(range(7), key=lambda i: -encoded[i].n_tokens)[:3]
@@ -276,8 +276,8 @@ def test_literal_endoftext_is_text_not_padding(gpt2):
     assert eos == gpt2.tokenizer.pad_token_id and eos not in literal.ids
     as_special = Encoded(gpt2.tokenizer(encoder.render(text))["input_ids"], False)
     assert eos in as_special.ids
-    p_literal = predict(task, gpt2, [literal], progress=False)
-    p_special = predict(task, gpt2, [as_special], progress=False)
+    p_literal = predict(task, gpt2, [literal], progress=False).probs
+    p_special = predict(task, gpt2, [as_special], progress=False).probs
     assert np.abs(p_literal - p_special).max() > 1e-3
 
 
@@ -318,7 +318,7 @@ def test_nan_scores_are_a_user_error(gpt2, monkeypatch):
         def score(self, batch):
             return torch.full((len(batch), 2), float("nan"))
 
-    monkeypatch.setattr("harness.runner.build_scorer", lambda *a: NaNScorer())
+    monkeypatch.setattr("harness.inference.build_scorer", lambda *a: NaNScorer())
     with pytest.raises(UserError, match="NaN/inf scores"):
         predict(task, gpt2, encoded, progress=False)
 
@@ -341,14 +341,14 @@ def test_auto_gpu_budget_backs_off_on_out_of_memory(gpt2, monkeypatch):
 
     auto = plan_batches("auto", torch.device("cuda"))
     assert auto.max_tokens is not None and auto.max_tokens > 0 and auto.max_examples > 0
-    monkeypatch.setattr("harness.runner.plan_batches", lambda *a: auto)
-    monkeypatch.setattr("harness.runner.build_scorer", lambda *a: GpuLikeScorer())
+    monkeypatch.setattr("harness.inference.plan_batches", lambda *a: auto)
+    monkeypatch.setattr("harness.inference.build_scorer", lambda *a: GpuLikeScorer())
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
-    probs = predict(task, gpt2, encoded, progress=False)
+    probs = predict(task, gpt2, encoded, progress=False).probs
     first_fit = next(i for i, p in enumerate(padded) if p <= 40)
     assert first_fit >= 2  # started at the GPU budget, ran out of memory and halved, more than once
     monkeypatch.undo()
-    np.testing.assert_allclose(probs, predict(task, gpt2, encoded, batch_size=1, progress=False), atol=1e-4)
+    np.testing.assert_allclose(probs, predict(task, gpt2, encoded, batch_size=1, progress=False).probs, atol=1e-4)
 
 
 def test_out_of_memory_halves_the_batch(gpt2, monkeypatch):
@@ -366,9 +366,9 @@ def test_out_of_memory_halves_the_batch(gpt2, monkeypatch):
                 raise torch.OutOfMemoryError("CUDA out of memory")
             return real.score(batch)
 
-    monkeypatch.setattr("harness.runner.build_scorer", lambda *a: SmallMemoryScorer())
+    monkeypatch.setattr("harness.inference.build_scorer", lambda *a: SmallMemoryScorer())
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
-    probs = predict(task, gpt2, encoded, batch_size=8, progress=False)
+    probs = predict(task, gpt2, encoded, batch_size=8, progress=False).probs
     assert sizes == [6, 4, 2, 2, 2]
     monkeypatch.undo()
-    np.testing.assert_allclose(probs, predict(task, gpt2, encoded, batch_size=1, progress=False), atol=1e-4)
+    np.testing.assert_allclose(probs, predict(task, gpt2, encoded, batch_size=1, progress=False).probs, atol=1e-4)

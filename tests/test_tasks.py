@@ -182,8 +182,11 @@ def test_include_python_file_registers_its_tasks(tmp_path):
     new = include_file(path)
     assert [t.name for t in new] == ["py_task"]
     assert get_task("py_task").label_words == (" bad", " good")
-    with pytest.raises(TaskError, match="already registered"):
-        include_file(path)
+    assert include_file(path) == new and include_file(str(path)) == new  # loaded once per process
+    again = tmp_path / "again.py"
+    again.write_text(path.read_text())
+    with pytest.raises(TaskError, match="already registered"):  # another file with the same name still fails
+        include_file(again)
 
 
 def test_include_toml_file_single_table_and_array(tmp_path):
@@ -226,7 +229,7 @@ def test_include_json_file_object_and_list(tmp_path):
         ("bad.json", "{", "not valid JSON"),
         ("field.json", '{"name": "j", "kind": "classifier", "labels": ["a", "b"], "dataset": "d", "lables": 1}',
          "Unknown task field 'lables'. Did you mean 'labels'?"),
-        ("missing.json", '{"name": "j", "kind": "classifier", "labels": ["a", "b"]}', "dataset"),
+        ("missing.json", '{"name": "j", "kind": "classifier", "dataset": "d"}', "labels"),
         ("scalar.json", "[1, 2]", "expected a table of task fields"),
         ("prompt.toml", 'name = "t"\nkind = "zeroshot"\nlabels = ["a", "b"]\ndataset = "d"\nprompt = "no slot"\n'
          'label_words = [" a", " b"]\n', "task 't': prompt must contain the placeholder"),
