@@ -6,7 +6,7 @@ Wilson for accuracy, a normal interval for the mean loss, and a seeded bootstrap
 macro scores. Resampling examples with replacement only changes the confusion counts, so
 the bootstrap draws confusion matrices from a multinomial: exact, and cheap at any size.
 The metrics reviewers add (MCC, kappa, balanced accuracy, Brier, ROC-AUC, PR-AUC, top-2)
-come from `harness.agreement`, which uses scikit-learn.
+come from `harness.classifier_metrics`, which uses scikit-learn.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.agreement import reviewer_metrics
+from harness.classifier_metrics import reviewer_metrics
 
 Z95 = 1.959963984540054
 BOOTSTRAP_SAMPLES = 2000
