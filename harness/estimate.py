@@ -19,7 +19,7 @@ import torch
 from harness.errors import UserError
 
 CPU_LIMIT_S = 3600.0  # a CPU job estimated beyond this asks for --yes
-WARMUP_STEPS = 2  # timed after one untimed step (allocations, lazy init)
+WARMUP_STEPS = 3  # timed after one untimed step (allocations, lazy init); the median counts
 
 
 @dataclass(frozen=True)
