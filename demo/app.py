@@ -22,6 +22,7 @@ import pandas as pd
 from demo.examples import EXAMPLES
 from demo.inputs import EMPTY_REVIEW, MAX_CHARS, MAX_ROWS, TEXT_COLUMN, check_review, read_batch
 from demo.outputs import batch_summary, batch_table, display_table, model_heading, token_note, verdict, write_csv
+from demo.pairing import check_pair
 from demo.predictors import Predictor
 from harness.checkpoints import checkpoint_kind, model_kind
 from harness.errors import UserError
@@ -166,6 +167,7 @@ def serve(
     `overrides` are `-T` field values.
     """
     _check_port(host, port)
+    check_pair(pretrained, finetuned)
     family = get_family(task)
     zeroshot = family.task("zeroshot", **(overrides or {}))
     finetuned_task = family.task("zeroshot" if checkpoint_kind(finetuned, strict=False) == "causal_lm"

@@ -8,6 +8,8 @@ text is kept exactly as given (no stripping), so scores equal `tenser run`'s.
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 
 from harness.errors import UserError
@@ -15,7 +17,7 @@ from harness.errors import UserError
 MAX_CHARS = 20_000  # per review; IMDB's longest is ~14,000 characters
 MAX_ROWS = 500  # per batch; about a minute of CPU time for GPT-2 small
 TEXT_COLUMN = "text"
-EMPTY_REVIEW = "Type or paste a movie review first (or pick one of the examples below)."
+EMPTY_REVIEW = "Type or paste a text first (or pick one of the examples below, where there are some)."
 EMPTY_BATCH = f"Paste reviews, one per line, or upload a CSV file with a `{TEXT_COLUMN}` column."
 
 
@@ -55,9 +57,9 @@ def read_csv_texts(path: Path) -> list[str]:
         raise InputProblem("The CSV file is not UTF-8 text; save it as UTF-8 and upload it again.") from None
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputProblem(f"Cannot read the file as CSV ({first}).") from None
+        raise InputProblem(f"Cannot read the file as CSV ({as_text(first)}).") from None
     if TEXT_COLUMN not in df.columns:
-        found = ", ".join(f"`{c}`" for c in df.columns) or "none"
+        found = ", ".join(f'"{as_text(str(c))}"' for c in df.columns) or "none"
         raise InputProblem(f"The CSV has no `{TEXT_COLUMN}` column (columns found: {found}). "
                            f"Name the column holding the reviews `{TEXT_COLUMN}`.")
     texts = df[TEXT_COLUMN].tolist()
@@ -65,6 +67,19 @@ def read_csv_texts(path: Path) -> list[str]:
     if blank:
         raise InputProblem(f"The CSV has an empty `{TEXT_COLUMN}` in row(s) {_few(blank)}; fill or remove them.")
     return texts
+
+
+MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def as_text(untrusted: str, limit: int = 80) -> str:
+    r"""Text from an upload, safe inside the app's Markdown: HTML and Markdown syntax shown as characters.
+
+    >>> print(as_text('<img src=x onerror=alert(1)>'))
+    &lt;img src=x onerror=alert\(1\)&gt;
+    """
+    short = untrusted if len(untrusted) <= limit else untrusted[: limit - 1] + "…"
+    return MARKDOWN_SPECIALS.sub(r"\\\1", html.escape(short, quote=True))
 
 
 def _check_rows(texts: list[str], unit: str) -> list[str]:

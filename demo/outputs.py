@@ -7,6 +7,7 @@ precision; the table on screen rounds.
 
 from __future__ import annotations
 
+import csv
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -84,8 +85,22 @@ def write_csv(df: pd.DataFrame, folder: Path) -> Path:
     """Write the full-precision table to a new CSV file in `folder`; return its path."""
     path = folder / uuid.uuid4().hex / "tenser_demo_predictions.csv"
     path.parent.mkdir(parents=True)
-    df.to_csv(path, index=False)
+    # Every text cell quoted: pandas leaves a bare carriage return unquoted, which splits the row.
+    df.map(neutralise_formula).to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC)
     return path
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets read as the start of a formula
+
+
+def neutralise_formula(cell: object) -> object:
+    """A text cell a spreadsheet would run as a formula (`=HYPERLINK(...)`) gets a leading `'`, which
+    shows the text as it is (OWASP's CSV-injection advice); other cells are unchanged.
+
+    >>> neutralise_formula("=1+1"), neutralise_formula("great film"), neutralise_formula(-0.5)
+    ("'=1+1", 'great film', -0.5)
+    """
+    return "'" + cell if isinstance(cell, str) and cell.startswith(FORMULA_STARTS) else cell
 
 
 def model_heading(predictor: Predictor) -> str:

@@ -192,8 +192,30 @@ def _read_table(path: Path) -> dict[str, list[Any]]:
             f"e.g. iconv -f latin1 -t utf-8 {path.name} > fixed{suffix}"
         ) from None
     except (ValueError, OSError, pyarrow.ArrowException, pd.errors.ParserError) as exc:
-        raise UserError(f"--data {path}: cannot read it as {suffix[1:]} ({first_line(exc)})") from None
+        lines = suffix == ".jsonl" or (suffix == ".json" and _looks_like_jsonl(path))
+        bad = _bad_json_line(path) if lines else None
+        raise UserError(f"--data {path}: " + (bad or f"cannot read it as {suffix[1:]} ({first_line(exc)})")) from None
     return {str(c): df[c].tolist() for c in df.columns}
+
+
+def _bad_json_line(path: Path) -> str | None:
+    """For JSON Lines: which line is not a JSON object (pandas only gives a character position)."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        return f"line {lineno} is not valid JSON ({exc.msg} at character {exc.pos + 1}); fix or " \
+                               f"remove that line"
+                    if not isinstance(record, dict):
+                        return f"line {lineno} is not a JSON object; each line must be one record"
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
 
 
 def _looks_like_jsonl(path: Path) -> bool:

@@ -67,11 +67,15 @@ def split_train_val(examples: list[Example], cfg: FinetuneConfig) -> tuple[list[
     val = sample_stratified(pool, n_val, cfg.seed + 1)
     val_ids = {e.id for e in val}
     train = [e for e in pool if e.id not in val_ids]
+    labels = sorted({e.label for e in pool})
+    if len(labels) < 2:
+        raise UserError(f"the training data holds only label(s) {labels}; fine-tuning needs examples of every label")
     if len({e.label for e in train}) < 2 or len({e.label for e in val}) < 2:
-        raise UserError(
-            f"training data has only label(s) {sorted({e.label for e in pool})} after the split; "
-            f"fine-tuning needs examples of every label (check --train-data / --limit)"
-        )
+        least = 4 * len(labels)
+        what, fix = (f"--limit {cfg.limit}", f"--limit {least} or more") if cfg.limit else \
+            ("the training data", f"at least {least} examples")
+        raise UserError(f"{what}: too few training examples ({len(pool)}); after carving {len(val)} for validation "
+                        f"the {len(train)} left do not hold every label; give {fix}")
     return train, val
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+import pickle
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,8 +105,7 @@ def load_model(name: str, kind: ModelKind, *, device: str = "auto", dtype: str =
     auto = AutoModelForCausalLM if kind == "causal_lm" else AutoModelForSequenceClassification
     model, loading = from_pretrained(auto, source, name, dtype=dt, output_loading_info=True,
                                       **weights_kwargs(allow_pickle))
-    if kind == "classifier":
-        _check_trained_head(model, loading, name)
+    check_fits(model, loading, name, kind)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # GPT-2 ships without a pad token
     if getattr(model.config, "pad_token_id", None) is None:
@@ -173,6 +173,14 @@ def from_pretrained(cls: Any, source: str, name: str, **kwargs: Any) -> Any:
     except SafetensorError as exc:
         raise UserError(f"--model {name}: a weights file is corrupt or truncated ({first_line(exc)}); "
                         f"download or save the checkpoint again") from None
+    except pickle.UnpicklingError:  # torch's weights-only loader refused what the pickle would run
+        raise UserError(f"--model {name}: the pickle weights hold objects other than tensors and were refused, as "
+                        f"they could run code; do not use this checkpoint") from None
+    except RuntimeError as exc:
+        if "PytorchStreamReader" not in str(exc) and "pickle" not in str(exc).lower():
+            raise
+        raise UserError(f"--model {name}: the pickle weights file is truncated or corrupt ({first_line(exc)[:80]}); "
+                        f"download or save the checkpoint again") from None
     except (OSError, ValueError, KeyError) as exc:
         first = first_line(exc)
         if kwargs.get("use_safetensors") and "safetensors" in first:
@@ -189,21 +197,55 @@ def from_pretrained(cls: Any, source: str, name: str, **kwargs: Any) -> Any:
 def load_tokenizer(source: str, name: str) -> Any:
     from transformers import AutoTokenizer
 
+    folder = Path(source)
+    if folder.is_dir() and not any((folder / f).is_file() for f in TOKENIZER_FILES):
+        raise UserError(f"--model {name}: the folder has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}); "
+                        f"save the tokenizer there too: tokenizer.save_pretrained(FOLDER)")
     tokenizer = from_pretrained(AutoTokenizer, source, name)
     if not getattr(tokenizer, "is_fast", False):
         raise UserError(f"--model {name}: needs a fast (Rust) tokenizer with offsets; add tokenizer.json to the folder")
+    if not tokenizer(TOKENIZER_PROBE, add_special_tokens=False)["input_ids"]:
+        raise UserError(f"--model {name}: its tokenizer is empty (it turns {TOKENIZER_PROBE!r} into no tokens, "
+                        f"vocabulary of {len(tokenizer)}); save the model's real tokenizer into the folder")
     return tokenizer
 
 
-def _check_trained_head(model: Any, loading: dict[str, Any], name: str) -> None:
-    archs = getattr(model.config, "architectures", None) or []
-    untrained = [k for k in loading.get("missing_keys", []) if k.split(".")[0] in ("score", "classifier")]
-    if untrained or not any(a.endswith("ForSequenceClassification") for a in archs):
-        saved = ", ".join(archs) or "unknown"
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model", "merges.txt", "vocab.txt", "spiece.model")
+TOKENIZER_PROBE = "The movie was good."
+
+
+HEAD_PREFIXES = ("score", "classifier")  # where transformers keeps sequence-classification heads
+
+
+def is_classifier(archs: list[str]) -> bool:
+    """Whether a checkpoint saved as `archs` holds a sequence-classification model."""
+    return any(a.endswith("ForSequenceClassification") for a in archs)
+
+
+def check_fits(model: Any, loading: dict[str, Any], name: str, kind: ModelKind, *, new_head: bool = False,
+               flag: str = "--model") -> None:
+    """Refuse a checkpoint whose architecture does not fit `kind`, or any load where weights were newly
+    initialised (random weights give meaningless, run-to-run varying scores). `new_head`: fine-tuning,
+    where a fresh classification head is expected."""
+    archs = list(getattr(model.config, "architectures", None) or [])
+    saved = ", ".join(archs) or "unknown"
+    missing = sorted(loading.get("missing_keys") or [])
+    head = [k for k in missing if k.split(".")[0] in HEAD_PREFIXES]
+    if kind == "causal_lm" and is_classifier(archs):
+        raise UserError(f"{flag} {name}: is a classifier checkpoint ({saved}), not a causal LM; it fits classifier "
+                        f"tasks (e.g. --task imdb_classifier), zero-shot tasks need a causal LM")
+    if kind == "classifier" and not new_head and (head or not is_classifier(archs)):
         raise UserError(
-            f"--model {name}: has no trained classification head (saved as {saved}); "
-            f"a random head would give meaningless results. {FINETUNE_HINT}"
+            f"{flag} {name}: has no trained classification head (saved as {saved}); a random head would give "
+            f"meaningless results; as a causal LM it fits zeroshot tasks (e.g. --task imdb_zeroshot), or "
+            f"{FINETUNE_HINT}"
         )
+    body = [k for k in missing if not (new_head and k in head)]
+    if body:
+        more = f" and {len(body) - 3} more" if len(body) > 3 else ""
+        raise UserError(f"{flag} {name}: the checkpoint lacks weights this model needs ({', '.join(body[:3])}{more}), "
+                        f"so they would be random; save the complete model (save_pretrained) or use a checkpoint of "
+                        f"this architecture")
 
 
 def context_length(config: Any) -> int:

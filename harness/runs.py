@@ -12,6 +12,7 @@ holds the key. A re-run of the same job resumes from them; a crash can tear only
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shlex
@@ -47,9 +48,11 @@ def write_atomic(path: Path, text: str) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot write {path} ({exc.strerror or exc}); free some space or choose another "
-                        f"output folder") from None
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        fix = "free some space or choose another output folder" if full else "choose a path in a folder you can write to"
+        raise UserError(f"cannot write {path} ({exc.strerror or exc}); {fix}") from None
 
 
 def partial_name(rank: int, size: int) -> str:

@@ -126,7 +126,7 @@ def test_fingerprint_identifies_the_data(write_data):
         ("latin1.csv", b"text,label\ncaf\xe9 au lait,1\ngood,0\n", r"not UTF-8 \(bad byte at position \d+\)"),
         ("latin1.jsonl", b'{"text": "caf\xe9", "label": 1}\n', "not UTF-8"),
         ("garbage.parquet", b"this is not parquet", "cannot read it as parquet"),
-        ("broken.jsonl", b'{"text": "a", "label": 1}\n{"text": \n', "cannot read it as jsonl"),
+        ("broken.jsonl", b'{"text": "a", "label": 1}\n{"text": \n', "line 2 is not valid JSON"),
         ("data.txt", b"text,label\n", "unsupported file type"),
         ("cols.csv", b"review,label\ngood,1\n", r"no column 'text' \(columns: review, label\); .*-T text_column=NAME"),
         ("nolabel.csv", b"text,stars\ngood,1\n", "no column 'label'.*-T label_column=NAME"),

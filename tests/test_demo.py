@@ -112,7 +112,7 @@ def test_read_batch_csv(tmp_path: Path) -> None:
     pd.DataFrame({"id": [1, 2], "text": ["Great, \"quoted\", film", "NA"]}).to_csv(good, index=False)
     assert read_batch("ignored when a CSV is given", str(good)) == ['Great, "quoted", film', "NA"]
     cases = {
-        "review\ngood\n": r"no `text` column \(columns found: `review`\)",
+        "review\ngood\n": r'no `text` column \(columns found: "review"\)',
         "text\n" + "r\n" * (MAX_ROWS + 1): "at most 500",
         "text,x\ngood,1\n,2\n": r"empty `text` in row\(s\) 2",
         "": "Cannot read the file as CSV",
@@ -244,16 +244,22 @@ def test_twenty_parallel_requests_are_all_answered(client: Any, expected: dict[s
         assert_close(probs_of(out[4]), expected["finetuned"][i]["probs"])
 
 
-def test_prompt_tuned_lm_as_finetuned_model(tiny: demo_fixtures.TinyModels, expected: dict[str, list[dict]]) -> None:
+def test_prompt_tuned_lm_as_finetuned_model(tiny: demo_fixtures.TinyModels, expected: dict[str, list[dict]],
+                                           tmp_path: Path) -> None:
     from gradio_client import Client
 
-    server = demo_fixtures.start_demo(tiny, finetuned=tiny.lm)
+    from tests.test_demo_safety import _other_lm
+
+    tuned = _other_lm(tiny.lm, tmp_path / "prompt_tuned")  # the same LM again would be refused (same model)
+    (tuned / "training_log.json").write_text(json.dumps({"objective": "prompt"}))
+    server = demo_fixtures.start_demo(tiny, finetuned=tuned)
     try:
         out = Client(server.local_url, verbose=False, analytics_enabled=False).predict(TEXTS[0], api_name="/classify")
     finally:
         server.close()
     assert out[6] == out[3] == f"Review: {TEXTS[0]}\nSentiment:"  # both scored the zero-shot prompt
-    assert_close(probs_of(out[4]), expected["pretrained"][0]["probs"])  # same weights, same answer
+    assert_close(probs_of(out[1]), expected["pretrained"][0]["probs"])
+    assert sum(probs_of(out[4]).values()) == pytest.approx(1.0)
 
 
 def test_classify_batch_handler_without_server(tiny: demo_fixtures.TinyModels, tmp_path: Path) -> None:

@@ -1,0 +1,129 @@
+"""The fine-tune output folder (`tenser finetune --output`): its lock, getting it ready (fresh,
+`--overwrite` or `--resume`), and the settings a resume must match.
+
+A fine-tune holds the folder's lock (as `tenser run` holds a run folder's) for its whole run, so a
+second `tenser finetune --overwrite` on the same folder stops instead of deleting the first one's
+checkpoints. A fresh fine-tune records its settings (model, task, data fingerprint, every
+hyperparameter but the device) in `checkpoints/tenser_finetune.json`; `--resume` refuses to continue
+under different ones and names the first that differs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import json
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from harness import distributed, runs
+from harness.errors import UserError
+from harness.finetune import CHECKPOINTS, FinetuneConfig
+from tasks import Task
+
+SETTINGS = "tenser_finetune.json"
+UNKEYED = ("device",)  # a resume may move to another device
+FLAGS = {"model": "--model", "task": "--task (or its -T overrides)", "data": "the training data (--data)",
+         "batch_size": "--batch-size"}
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def holds_lock(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run `fn` (which takes an `output` folder argument) holding that folder's lock on rank 0."""
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def locked(*args: P.args, **kwargs: P.kwargs) -> R:
+        output = Path(signature.bind(*args, **kwargs).arguments["output"])
+        with _rank0_lock(output):
+            return fn(*args, **kwargs)
+
+    return locked
+
+
+@contextlib.contextmanager
+def _rank0_lock(output: Path) -> Iterator[None]:
+    distributed.init()
+    error: UserError | None = None
+    with contextlib.ExitStack() as stack:
+        if distributed.world().main:
+            try:
+                stack.enter_context(runs.run_lock(output))
+            except UserError as exc:
+                error = UserError(str(exc).replace("--out", "--output"))
+        distributed.check_all(error)
+        yield
+
+
+def prepare(output: Path, *, overwrite: bool, resume: bool) -> None:
+    """Make `output` ready: an interrupted fine-tune to resume, emptied with `overwrite`, else new or empty."""
+    saved = any((output / CHECKPOINTS).glob("checkpoint-*"))
+    if resume:
+        if not saved:
+            raise UserError(f"--resume: no Trainer checkpoint in {output / CHECKPOINTS}; start without --resume")
+        return
+    if output.exists() and not output.is_dir():
+        raise UserError(f"--output {output}: exists and is not a folder; choose another --output")
+    if output.is_dir() and any(p.name != runs.LOCK for p in output.iterdir()):
+        if not overwrite:
+            again = "pass --resume to continue its interrupted fine-tune, " if saved else ""
+            raise UserError(f"--output {output}: the folder is not empty; {again}pass --overwrite to replace it, or "
+                            f"choose another --output")
+        for p in output.iterdir():
+            if p.name != runs.LOCK:  # the lock stays: it is what keeps a second process out
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--output {output}: cannot create the folder ({exc.strerror}); choose another "
+                        f"--output") from None
+
+
+def settings(model: str, task: Task, cfg: FinetuneConfig, fingerprint: str) -> dict[str, Any]:
+    """What a fine-tune's result depends on: the key a resume must match."""
+    from harness.models import content_hash
+
+    local = Path(model).expanduser()
+    identity = f"{local.resolve()} ({content_hash(local)})" if local.is_dir() else model
+    knobs = {k: v for k, v in asdict(cfg).items() if k not in UNKEYED}
+    return {"model": identity, "task": task.to_dict(), "data": fingerprint, **knobs}
+
+
+def check_settings(output: Path, current: dict[str, Any], *, resume: bool) -> None:
+    """Record the settings of a fresh fine-tune; on resume, refuse settings that differ from the recorded ones."""
+    path = output / CHECKPOINTS / SETTINGS
+    if not resume:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        runs.write_atomic(path, json.dumps(current, indent=2, ensure_ascii=False) + "\n")
+        return
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        print(f"warning: {path} is missing or unreadable; cannot check that --resume uses the interrupted "
+              f"fine-tune's settings", file=sys.stderr)
+        return
+    current = json.loads(json.dumps(current))  # as recorded: tuples become lists
+    for key in [*current, *(k for k in recorded if k not in current)]:
+        then, now = recorded.get(key), current.get(key)
+        if then != now:
+            flag = _flag(key)
+            if isinstance(then, dict) and isinstance(now, dict):  # the task: name its field
+                field = next(k for k in [*now, *then] if then.get(k) != now.get(k))
+                flag, then, now = f"{flag}'s field {field}", then.get(field), now.get(field)
+            raise UserError(f"--resume: {flag} differs from the interrupted fine-tune's ({_show(then)} then, "
+                            f"{_show(now)} now); resume with the same settings, or start again with --overwrite")
+
+
+def _flag(key: str) -> str:
+    return FLAGS.get(key, "--" + key.replace("_", "-"))
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+    return text if len(text) <= 60 else text[:57] + "..."
