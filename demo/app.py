@@ -75,10 +75,13 @@ def build_app(
         Predictor.create("pretrained", pretrained, _task(pretrained_task), train_data=train_data, seed=seed),
         Predictor.create("finetuned", finetuned, _task(finetuned_task), train_data=train_data, seed=seed),
     )
-    with gr.Blocks(title="Tenser demo", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
-        gr.Markdown("# Tenser: pretrained vs fine-tuned\nOne movie review, two models: does fine-tuning "
-                    "change the answer? Both are scored exactly as `tenser run` scores them.")
-        with gr.Tab("Single review"):
+    task = predictors[0].task
+    with gr.Blocks(title=f"Tenser demo: {task.name}", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
+        gr.Markdown(f"# Tenser: pretrained vs fine-tuned\n**{task.description or task.name}**. One "
+                    f"{noun(task).lower()}, two models, labels {', '.join(task.labels)}: does fine-tuning change "
+                    "the answer? Both are scored exactly as `tenser run` scores them (same prompt, "
+                    "demonstrations and calibration).")
+        with gr.Tab(f"Single {noun(task).lower()}"):
             _single_tab(predictors)
         with gr.Tab("Batch"):
             _batch_tab(predictors)
@@ -90,9 +93,15 @@ def _task(task: Task | str) -> Task:
     return get_task(task) if isinstance(task, str) else task
 
 
+def noun(task: Task) -> str:
+    """What one input is called on the page: the built-in IMDB tasks take movie reviews, others a text."""
+    return "Movie review" if "imdb" in task.tags else "Text"
+
+
 def _single_tab(predictors: Sequence[Predictor]) -> None:
-    review = gr.Textbox(label="Movie review", lines=6, max_lines=16, elem_id="review",
-                        placeholder="Paste or type a review…", info=f"At most {MAX_CHARS:,} characters.")
+    what = noun(predictors[0].task)
+    review = gr.Textbox(label=what, lines=6, max_lines=16, elem_id="review",
+                        placeholder=f"Paste or type a {what.lower()}…", info=f"At most {MAX_CHARS:,} characters.")
     with gr.Row():
         button = gr.Button("Classify", variant="primary", elem_id="classify")
         clear = gr.ClearButton(value="Clear")
@@ -105,8 +114,9 @@ def _single_tab(predictors: Sequence[Predictor]) -> None:
     clear.add([review, *outputs])
     gr.on([button.click, review.submit], lambda text: classify_review(predictors, text), inputs=review,
           outputs=outputs, api_name="classify", concurrency_id="models")
-    gr.Examples([[text] for _, text in EXAMPLES], inputs=review, example_labels=[name for name, _ in EXAMPLES],
-                label="Examples (written for this demo, some deliberately hard)")
+    if "imdb" in predictors[0].task.tags:  # the examples are movie reviews
+        gr.Examples([[text] for _, text in EXAMPLES], inputs=review, example_labels=[name for name, _ in EXAMPLES],
+                    label="Examples (written for this demo, some deliberately hard)")
 
 
 def _answer_column(p: Predictor) -> list[gr.components.Component]:
@@ -123,10 +133,10 @@ def _answer_column(p: Predictor) -> list[gr.components.Component]:
 def _batch_tab(predictors: Sequence[Predictor]) -> None:
     scratch = tempfile.TemporaryDirectory(prefix="tenser-demo-")  # removed at exit; Gradio serves copies
     with gr.Row():
-        pasted = gr.Textbox(label="Reviews, one per line", lines=8, max_lines=16, elem_id="batch-text")
+        pasted = gr.Textbox(label=f"{noun(predictors[0].task)}s, one per line", lines=8, max_lines=16, elem_id="batch-text")
         upload = gr.File(label=f"…or a CSV file with a `{TEXT_COLUMN}` column (used instead of the box)",
                          file_types=[".csv"], type="filepath", elem_id="batch-file")
-    gr.Markdown(f"At most {MAX_ROWS} reviews of {MAX_CHARS:,} characters each. "
+    gr.Markdown(f"At most {MAX_ROWS} {noun(predictors[0].task).lower()}s of {MAX_CHARS:,} characters each. "
                 "Probabilities are rounded here; the CSV download has full precision.")
     button = gr.Button("Classify all", variant="primary", elem_id="classify-batch")
     summary = gr.Markdown(elem_id="batch-summary")

@@ -62,6 +62,15 @@ def add_precision(p: argparse.ArgumentParser, *, compile: bool = True) -> None:
                        "while first; see BENCHMARKS.md for when it pays)")
 
 
+def add_family(p: argparse.ArgumentParser) -> None:
+    """--task (a family or either of its tasks), --include and -T for commands that use both tasks of a family."""
+    p.add_argument("--task", default="imdb", help="task family, or either of its tasks (see `tenser tasks`)")
+    p.add_argument("--include", action="append", default=[], metavar="FILE",
+                   help="register tasks from a .py/.toml/.json file (a .py file runs its code)")
+    p.add_argument("-T", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a task field, e.g. -T calibration=contextual")
+
+
 def add_allow_pickle(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-pickle", action="store_true", help="load pickle weights (pytorch_model.bin) when a "
                                                               "checkpoint has no safetensors; pickle can run code")
@@ -132,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="time Tenser's scoring against seed-style and one-at-a-time baselines",
                        formatter_class=fmt)
+    add_family(p)
     p.add_argument("--model", required=True, help="causal LM for zeroshot tasks")
     p.add_argument("--classifier", help="sequence-classification checkpoint, to bench classifier tasks too")
     p.add_argument("--data", help="local data for the test split (default: the task's Hub dataset)")
@@ -151,10 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_bench)
 
     p = sub.add_parser("demo", help="web demo: a pretrained and a fine-tuned model side by side", formatter_class=fmt)
-    p.add_argument("--pretrained", required=True, help="causal LM (Hub id or folder), scored zero-shot with imdb_zeroshot")
+    add_family(p)
+    p.add_argument("--train-data", help="local train split for the task's few-shot demonstrations (-T shots=k)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the few-shot draw (as in `tenser run`)")
+    p.add_argument("--pretrained", required=True, help="causal LM (Hub id or folder), scored on the family's zero-shot task")
     p.add_argument("--finetuned", required=True,
-                   help="folder saved by `tenser finetune`: a ...ForSequenceClassification (imdb_classifier) "
-                        "or a prompt-tuned causal LM (imdb_zeroshot)")
+                   help="folder saved by `tenser finetune`: a ...ForSequenceClassification (the family's "
+                        "classifier task) or a prompt-tuned causal LM (its zero-shot task)")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 exposes it to the network)")
     p.add_argument("--port", type=int, default=7860, help="port to listen on")
     p.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")

@@ -17,6 +17,7 @@ import json
 import os
 import shlex
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +262,30 @@ def load_run(run_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]
         except ValueError:  # also bytes that are not UTF-8
             raise UserError(f"{preds_path}: line {lineno} is not valid JSON; re-run the evaluation") from None
     return results, predictions
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run folder: `results.json` as `.results` (`.metrics` its metrics) and
+    `predictions.jsonl` as `.records` or, for notebooks, `.predictions` (a pandas DataFrame)."""
+
+    path: Path
+    results: dict[str, Any]
+    records: list[dict[str, Any]]
+
+    @classmethod
+    def load(cls, path: str | Path) -> Run:
+        """Open the run folder at `path` (UserError when it is not a finished one)."""
+        results, records = load_run(path)
+        return cls(Path(path), results, records)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return dict(self.results["metrics"])
+
+    @property
+    def predictions(self) -> Any:
+        """predictions.jsonl as a pandas DataFrame, one row per example in data order."""
+        import pandas as pd
+
+        return pd.DataFrame(self.records)

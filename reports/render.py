@@ -7,6 +7,7 @@ missing template variable fails loudly instead of printing nothing. No model is 
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,7 @@ def build_context(runs: list[Run], *, title: str | None = None,
     sensitivity = prompts.sensitivity(runs, headers)
     return {
         "title": title or default_title(runs),
+        "task_cards": task_cards(runs),
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "runs": headers,
         "comparisons": [{"base": c.base.role, "other": c.other.role, "reason": c.reason} for c in comparisons],
@@ -115,6 +117,35 @@ def build_context(runs: list[Run], *, title: str | None = None,
     }
 
 
+def task_cards(runs: list[Run]) -> list[dict[str, Any]]:
+    """One card per dataset and label set the runs were scored on: the task's own description and labels.
+
+    A family's zero-shot and classifier tasks share one card.
+    """
+    cards: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
+    for run in runs:
+        task = run.results["task"]
+        key = (str(task.get("dataset") or run.results.get("data", {}).get("source", "")), run.labels)
+        card = cards.setdefault(key, {"name": _family_name([str(task.get("name", "task"))]), "names": [],
+                                      "description": str(task.get("description") or ""), "labels": list(run.labels),
+                                      "dataset": key[0] or "given with --data", "split": task.get("split"),
+                                      "kinds": []})
+        card["names"].append(str(task.get("name", "task")))
+        card["name"] = _family_name(card["names"])
+        kind = "zero-shot prompt" if task.get("kind") == "zeroshot" else "classifier head"
+        card["kinds"] = ", ".join(dict.fromkeys([*filter(None, str(card["kinds"]).split(", ")), kind]))
+    return list(cards.values())
+
+
+def _family_name(names: list[str]) -> str:
+    """The common stem of a family's task names (rt_zeroshot, rt_classifier -> rt), else the names."""
+    unique = list(dict.fromkeys(names))
+    if len(unique) == 1:
+        return unique[0]
+    stem = os.path.commonprefix(unique).rstrip("_-.")
+    return stem or ", ".join(unique)
+
+
 def default_title(runs: list[Run]) -> str:
     """'<task>: A vs B' for runs of one task; 'A vs B' (models) when tasks differ.
 
@@ -127,6 +158,9 @@ def default_title(runs: list[Run]) -> str:
     if bases:
         models = " vs ".join(dict.fromkeys(names))
         return f"{bases.pop()} ({len(tasks)} prompts): {models}" if len(bases) == 1 and all(variants) else models
+    family = _family_name(tasks) if len({r.labels for r in runs}) == 1 else ""
+    if len(tasks) > 1 and family and family != ", ".join(tasks):
+        return f"{family}: {' vs '.join(names)}"
     return f"{tasks[0]}: {' vs '.join(names)}" if len(tasks) == 1 else " vs ".join(names)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.commands import model_slug
+from harness.evaluation import model_slug
 from harness.metrics import compute_metrics
 from harness.runs import load_run
 from tasks import list_tasks
@@ -97,7 +97,8 @@ def test_run_with_overrides_limit_note_and_two_models(tmp_path, gpt2_dir, llama_
     assert code == 0, err
     lines = out.strip().splitlines()
     assert "note: --limit 50 is larger than" in err and "using all of them" in err
-    assert lines[-2:] == [str(out_dir / "imdb_zeroshot__gpt2"), str(out_dir / "imdb_zeroshot__llama")]
+    suffix = ".max_tokens-32+truncation_side-right"  # -T overrides name the folders: no clash with a plain run
+    assert lines[-2:] == [str(out_dir / f"imdb_zeroshot{suffix}__gpt2"), str(out_dir / f"imdb_zeroshot{suffix}__llama")]
     for run_dir in lines[-2:]:
         results, predictions = load_run(run_dir)
         assert len(predictions) == 12 and results["sample"]["limit"] == 50
@@ -155,6 +156,27 @@ def test_run_with_an_included_task(tmp_path, gpt2_dir, synth_reviews, write_data
     assert code == 0, err
     results, predictions = load_run(out.strip().splitlines()[-1])
     assert results["task"]["prompt"] == "Stars: {text} =>" and {p["label"] for p in predictions} == {"bad", "good"}
+
+
+def test_settings_and_models_keep_run_folders_apart(tmp_path, gpt2_dir, data_csv, capsys):
+    import shutil
+
+    for name in ("a", "b"):  # two models with the same folder name
+        shutil.copytree(gpt2_dir, tmp_path / name / "tiny")
+    out_dir = tmp_path / "runs"
+    code, out, err = _run(["run", "--model", str(tmp_path / "a" / "tiny"), "--model", str(tmp_path / "b" / "tiny"),
+                           "--data", str(data_csv), "--out", str(out_dir), "--batch-size", "3"], capsys)
+    assert code == 0, err
+    assert out.split() == [str(out_dir / "imdb_zeroshot__a-tiny"), str(out_dir / "imdb_zeroshot__b-tiny")]
+    code, out, err = _run(["run", "--model", str(tmp_path / "a" / "tiny"), "--data", str(data_csv), "--out",
+                           str(out_dir), "-T", "calibration=contextual", "-T", "prompt=Text: {text}\nVerdict:"],
+                          capsys)
+    assert code == 0, err
+    (folder,) = out.split()
+    assert Path(folder).name.startswith("imdb_zeroshot.T") and Path(folder).name.endswith("__tiny")
+    results, _ = load_run(out_dir / "imdb_zeroshot__a-tiny")
+    assert results["runtime"]["batch_size"] == 3
+    assert results["runtime"]["batch_plan"] == {"max_examples": 3, "max_tokens": None}  # what was used
 
 
 def test_model_slug():
