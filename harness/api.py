@@ -21,11 +21,14 @@ from typing import Any
 
 from harness import distributed
 from harness.checkpoints import checkpoint_kind
-from harness.errors import UserError
+from harness.errors import UserError, renamed_flags
 from harness.evaluation import Options, score_model, settings_suffix
 from harness.finetune import FinetuneConfig
 from harness.runs import Run
 from tasks import Family, Task, get_family, get_task
+
+# `compare` names the fine-tuning flags that `finetune` calls --data, --limit and --batch-size differently.
+COMPARE_TRAIN_FLAGS = {"--data": "--train-data", "--limit": "--train-limit", "--batch-size": "--train-batch-size"}
 
 
 @dataclass(frozen=True)
@@ -66,18 +69,19 @@ def training_config(options: dict[str, Any]) -> FinetuneConfig:
 
 
 def finetune(model: str, task: str | Task = "imdb_classifier", *, output: str | Path, data: str | None = None,
-             overwrite: bool = False, resume: bool = False, allow_pickle: bool = False, **config: Any) -> Path:
+             overwrite: bool = False, resume: bool = False, allow_pickle: bool = False, yes: bool = False,
+             **config: Any) -> Path:
     """Fine-tune `model` on the task's train split; return the checkpoint folder (`output`)."""
     from harness import training
 
     return training.finetune(model, resolve_task(task), output, training_config(config), train_data=data,
-                             overwrite=overwrite, resume=resume, allow_pickle=allow_pickle)
+                             overwrite=overwrite, resume=resume, allow_pickle=allow_pickle, yes=yes)
 
 
 def compare(model: str, task: str | Task | Family = "imdb", *, out: str | Path, finetuned: str | None = None,
             data: str | None = None, limit: int | None = None, train_limit: int | None = None,
             overrides: dict[str, str] | None = None, training: FinetuneConfig | None = None, title: str | None = None,
-            **options: Any) -> Comparison:
+            yes: bool = False, **options: Any) -> Comparison:
     """The before/after job for a task family: score `model` zero-shot, fine-tune it (unless
     `finetuned` is given), score the checkpoint, write OUT/report.html."""
     from harness import runs
@@ -92,11 +96,19 @@ def compare(model: str, task: str | Task | Family = "imdb", *, out: str | Path, 
     w = distributed.init()
     distributed.on_main(lambda: runs.prepare_run_dir(out, overwrite=opts.overwrite))
     opts = dataclasses.replace(opts, overwrite=True)  # sub-folders of a fresh --out
+    if finetuned is None:  # the plan and a time estimate before anything runs
+        from harness.data import load_examples
+
+        test, _ = load_examples(zeroshot, data=data, split=opts.split, limit=limit, seed=opts.seed)
+        with renamed_flags(COMPARE_TRAIN_FLAGS):
+            train.preflight(model, train_task, cfg, train_data=opts.train_data, n_score=2 * len(test), yes=yes,
+                            allow_pickle=opts.allow_pickle)
     (before,) = score_model([zeroshot], model, out / "runs", data=data, limit=limit, opts=opts,
                             names=[f"pretrained__{zeroshot.name}"])
     if finetuned is None:
-        finetuned = str(train.finetune(model, train_task, out / "finetuned", cfg, train_data=opts.train_data,
-                                       allow_pickle=opts.allow_pickle))
+        with renamed_flags(COMPARE_TRAIN_FLAGS):
+            finetuned = str(train.finetune(model, train_task, out / "finetuned", cfg, train_data=opts.train_data,
+                                           allow_pickle=opts.allow_pickle, estimate=False))
         distributed.barrier()  # rank 0 has written the checkpoint
     kind = checkpoint_kind(finetuned)
     after_task = family.task("classifier" if kind == "classifier" else "zeroshot", **(overrides or {}))

@@ -62,6 +62,11 @@ def add_precision(p: argparse.ArgumentParser, *, compile: bool = True) -> None:
                        "while first; see BENCHMARKS.md for when it pays)")
 
 
+def add_yes(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--yes", action="store_true", help="run even when the estimate says the job takes over an hour "
+                                                     "on a CPU")
+
+
 def add_family(p: argparse.ArgumentParser) -> None:
     """--task (a family or either of its tasks), --include and -T for commands that use both tasks of a family."""
     p.add_argument("--task", default="imdb", help="task family, or either of its tasks (see `tenser tasks`)")
@@ -125,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include", action="append", default=[], metavar="FILE")
     p.add_argument("-T", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --output")
+    add_yes(p)
     p.set_defaults(func=commands.cmd_finetune)
 
     p = sub.add_parser("compare", help="the whole job: score pretrained, fine-tune, score fine-tuned, report",
@@ -137,7 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", help="report title")
     add_common(p)
     add_train_flags(p, limit=False)
+    add_yes(p)
     p.set_defaults(func=commands.cmd_compare)
+
+    p = sub.add_parser("quickstart", help="the whole before/after job offline: embedded SmolLM2-135M-Instruct and "
+                                          "bundled IMDB reviews, sized for a CPU (a few minutes)", formatter_class=fmt)
+    p.add_argument("--out", default="runs/quickstart", help="folder for run folders, the checkpoint and report.html")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
+    p.set_defaults(func=commands.cmd_quickstart)
 
     p = sub.add_parser("bench", help="time Tenser's scoring against seed-style and one-at-a-time baselines",
                        formatter_class=fmt)
@@ -216,6 +229,9 @@ def add_train_flags(p: argparse.ArgumentParser, *, limit: bool = True) -> None:
     g.add_argument("--max-length", type=int, default=d.max_length, help="tokens per training review")
     g.add_argument("--val-fraction", type=float, default=d.val_fraction, help="validation share carved from train")
     g.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs")
+    g.add_argument("--train-layers", type=int, default=d.train_layers, metavar="K",
+                   help="train only the top K transformer blocks, the final norm and the head (default: all "
+                        "weights); K=2 makes a 135M model trainable on a CPU in minutes")
     size_flag = "--batch-size" if limit else "--train-batch-size"
     g.add_argument(size_flag, dest="train_batch_size", type=int, default=d.batch_size,
                    help="training batch size per device")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ def finetune_config(args: argparse.Namespace, limit: int | None) -> Any:
         lr=args.lr, batch_size=args.train_batch_size, epochs=args.epochs, weight_decay=args.weight_decay,
         warmup_ratio=args.warmup_ratio, max_length=args.max_length, val_fraction=args.val_fraction,
         patience=args.patience, seed=args.seed, limit=limit, objective=args.objective, device=args.device,
+        train_layers=args.train_layers,
     )
 
 
@@ -124,7 +126,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     task = prepare_task(args)
     cfg = dataclasses.asdict(finetune_config(args, args.limit))
     out = api.finetune(args.model, task, output=args.output, data=args.data, overwrite=args.overwrite,
-                       resume=args.resume, allow_pickle=args.allow_pickle, **cfg)
+                       resume=args.resume, allow_pickle=args.allow_pickle, yes=args.yes, **cfg)
     from harness import distributed
 
     if distributed.world().main:
@@ -140,14 +142,43 @@ def cmd_compare(args: argparse.Namespace) -> int:
     family = prepare_family(args)
     done = api.compare(args.model, family, out=args.out, finetuned=args.finetuned, data=args.data,
                        limit=args.limit, train_limit=args.train_limit, overrides=_overrides(args.overrides),
-                       training=finetune_config(args, args.train_limit), title=args.title,
+                       training=finetune_config(args, args.train_limit), title=args.title, yes=args.yes,
                        **dataclasses.asdict(Options.from_args(args)))
     if not distributed.world().main:
         return 0
     print(done.pretrained.path)
     print(done.finetuned.path)
+    print(f"try both models on your own text: {demo_command(args.model, str(done.checkpoint), family.name)}",
+          file=sys.stderr)
     print(done.report)
     return 0
+
+
+def demo_command(pretrained: str, finetuned: str, task: str = "imdb") -> str:
+    """The `tenser demo` command line for two models on a task family."""
+    import shlex
+
+    line = f"tenser demo --pretrained {shlex.quote(pretrained)} --finetuned {shlex.quote(str(finetuned))}"
+    return line + (f" --task {shlex.quote(task)}" if task != "imdb" else "")
+
+
+# The quickstart: the whole before/after job on what the package carries (no Hub, no GPU), sized for a
+# 2-core CPU. Settings chosen on a validation split carved from IMDB train (README, "Quickstart").
+QUICKSTART = ["--model", "embedded:smollm2", "--data", "embedded:imdb", "--train-data", "embedded:imdb",
+              "--limit", "200", "--train-limit", "600", "--epochs", "1", "--max-length", "256",
+              "--train-layers", "2", "--lr", "1e-4", "-T", "max_tokens=256",
+              "--title", "SmolLM2-135M-Instruct on IMDB: zero-shot vs fine-tuned (Tenser quickstart)"]
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    """`tenser compare` on the embedded model and IMDB sample; prints the command it runs."""
+    import shlex
+
+    from harness.cli import build_parser
+
+    argv = ["compare", *QUICKSTART, "--out", args.out, *(["--overwrite"] if args.overwrite else [])]
+    print(f"running: tenser {shlex.join(argv)}", file=sys.stderr, flush=True)
+    return cmd_compare(build_parser().parse_args(argv))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

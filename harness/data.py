@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from harness.embedded import data_path, is_embedded
 from harness.errors import UserError, first_line
 from tasks import Task
 
@@ -67,6 +68,9 @@ def load_examples(
     if data is None:
         ids, texts, raw_labels = _from_hub(task, split)
         source = f"hub:{task.dataset}" + (f"/{task.dataset_config}" if task.dataset_config else "")
+    elif is_embedded(data):  # a sample shipped inside the package (see harness.embedded)
+        ids, texts, raw_labels = _from_path(Path(data_path(data)), task, split)
+        source = data
     else:
         ids, texts, raw_labels = _from_path(Path(data).expanduser(), task, split)
         source = str(Path(data).expanduser().resolve())
@@ -164,6 +168,9 @@ def _from_path(path: Path, task: Task, split: str) -> tuple[list[str], list[Any]
     if path.is_dir():
         if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
             return _columns(_from_disk(path, split), task, str(path), split)
+        split_file = next((path / f"{split}{s}" for s in FILE_SUFFIXES if (path / f"{split}{s}").is_file()), None)
+        if split_file is not None:  # a folder of SPLIT.parquet / SPLIT.csv / ... files
+            return _from_path(split_file, task, split)
         return _from_folder(path, task, split)
     if path.suffix.lower() not in FILE_SUFFIXES:
         raise UserError(f"--data {path}: unsupported file type; use {', '.join(FILE_SUFFIXES)} or a folder")

@@ -41,6 +41,10 @@ class FinetuneConfig:
     objective: Literal["classifier", "prompt"] = "classifier"
     device: str = "auto"
     logging_steps: int = 10
+    # None trains every weight (the seed's way). k trains only the top k transformer blocks, the
+    # final norm and the classification head: the body below runs without gradients, so a step
+    # costs little more than a forward pass, which is what makes fine-tuning fit a CPU.
+    train_layers: int | None = None
 
     def check(self) -> None:
         """Raise UserError for values no training run can use."""
@@ -54,6 +58,8 @@ class FinetuneConfig:
             (self.patience >= 1, f"--patience {self.patience}: must be at least 1"),
             (self.max_length >= 16, f"--max-length {self.max_length}: must be at least 16"),
             (self.objective in ("classifier", "prompt"), f"--objective {self.objective!r}: classifier or prompt"),
+            (self.train_layers is None or self.train_layers >= 0,
+             f"--train-layers {self.train_layers}: give 0 (the head only) or more"),
         ]
         for ok, message in checks:
             if not ok:

@@ -19,6 +19,7 @@ from typing import Any
 
 from harness import cache, distributed, runs
 from harness.data import DataInfo, Example, load_examples
+from harness.embedded import is_embedded
 from harness.errors import UserError
 from harness.inference import make_encoder
 from harness.models import LoadedModel, load_model
@@ -47,10 +48,17 @@ def job_spec(task: Task, loaded: LoadedModel, info: DataInfo, *, model: str, kin
     """What run.json records so that `--resume` can restart the job from the folder alone."""
     local = Path(model).expanduser()
     return {"model": str(local.resolve()) if local.exists() else model, "kind": kind, "name": name,
-            "task": task.to_dict(), "data": str(Path(data).expanduser().resolve()) if data else None,
+            "task": task.to_dict(), "data": _data_ref(data),
             "split": info.split, "limit": info.limit, "seed": info.seed,
             "dtype": loaded.precision, "compile": loaded.compiled, "device": device, "batch_size": batch_size,
             "extra": extra or {}}
+
+
+def _data_ref(data: str | None) -> str | None:
+    """`--data` as a reference that still works from another folder: an absolute path or an embedded name."""
+    if data is None or is_embedded(data):
+        return data
+    return str(Path(data).expanduser().resolve())
 
 
 def run_job(task: Task, loaded: LoadedModel, examples: list[Example], info: DataInfo, run_dir: Path, *,

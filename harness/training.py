@@ -18,13 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness import distributed, runs
+from harness import distributed, estimate, runs, train_folder
 from harness.data import Example, load_examples
 from harness.errors import UserError
 from harness.finetune import CHECKPOINTS, TRAINING_LOG, Collator, FinetuneConfig, encode_examples, split_train_val
 from harness.metrics import compute_metrics
 from harness.models import (
     LoadedModel,
+    check_fits,
     check_source,
     context_length,
     from_pretrained,
@@ -38,19 +39,20 @@ from tasks import Task
 
 def load_trainable(name: str, task: Task, cfg: FinetuneConfig, *, allow_pickle: bool = False) -> tuple[Any, Any]:
     """Tokenizer and model to train: a fresh classification head, or the causal LM itself."""
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, set_seed
 
     source = check_source(name, allow_pickle=allow_pickle)
     tokenizer = load_tokenizer(source, name)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    weights = weights_kwargs(allow_pickle)
+    weights = {**weights_kwargs(allow_pickle), "output_loading_info": True}
+    set_seed(cfg.seed)  # a fresh head is drawn here, before the Trainer seeds itself
     if cfg.objective == "prompt":
-        model = from_pretrained(AutoModelForCausalLM, source, name, dtype=torch.float32, **weights)
+        model, loading = from_pretrained(AutoModelForCausalLM, source, name, dtype=torch.float32, **weights)
     else:
         labels = dict(enumerate(task.labels))
         try:
-            model = from_pretrained(
+            model, loading = from_pretrained(
                 AutoModelForSequenceClassification, source, name, dtype=torch.float32, num_labels=len(labels),
                 id2label=labels, label2id={v: k for k, v in labels.items()}, pad_token_id=tokenizer.pad_token_id,
                 **weights,
@@ -58,11 +60,53 @@ def load_trainable(name: str, task: Task, cfg: FinetuneConfig, *, allow_pickle: 
         except UserError as exc:
             raise UserError(f"{exc}; this architecture cannot take a classification head, "
                             f"try --objective prompt") from None
+    check_fits(model, loading, name, "causal_lm" if cfg.objective == "prompt" else "classifier", new_head=True)
     model.config.pad_token_id = tokenizer.pad_token_id
     if cfg.max_length > (limit := context_length(model.config)):
         raise UserError(f"--max-length {cfg.max_length}: {name} takes at most {limit} tokens; "
                         f"pass --max-length {limit} or less")
+    if cfg.train_layers is not None:
+        freeze_lower_layers(model, cfg.train_layers, name, keep_head=cfg.objective == "classifier")
     return tokenizer, model
+
+
+def transformer_blocks(model: Any) -> Any:
+    """The model body's stack of transformer blocks (the longest ModuleList: `h` in GPT-2, `layers` in Llama)."""
+    lists = [m for m in model.base_model.modules() if isinstance(m, torch.nn.ModuleList)]
+    return max(lists, key=len) if lists else None
+
+
+def freeze_lower_layers(model: Any, k: int, name: str, *, keep_head: bool) -> None:
+    """Train only the top `k` blocks, the norm after them and (classifier) the head; freeze the rest.
+
+    With the prompt objective the LM head stays frozen: it is usually tied to the input embeddings.
+    """
+    blocks = transformer_blocks(model)
+    if blocks is None:
+        raise UserError(f"--train-layers {k}: cannot find the transformer blocks of {name}; drop --train-layers")
+    if k > len(blocks):
+        raise UserError(f"--train-layers {k}: {name} has {len(blocks)} transformer blocks; pass at most {len(blocks)}")
+    model.requires_grad_(False)
+    body = model.base_model
+    top = list(blocks)[len(blocks) - k:] if k else []
+    norms = [m for n, m in body.named_children() if n in ("norm", "ln_f", "final_layer_norm", "final_layernorm")]
+    head = [m for n, m in model.named_children() if n in ("score", "classifier")] if keep_head else []
+    for module in top + norms + head:
+        module.requires_grad_(True)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise UserError(f"--train-layers {k}: nothing left to train in {name}; pass 1 or more")
+
+
+def base_weights_note(model: str) -> str | None:
+    """What must be said about the base model's weights (an embedded model's conversion), if anything."""
+    from harness import embedded
+    from harness.models import weights_note
+
+    return weights_note(embedded.model_path(model, progress=False) if embedded.is_embedded(model) else model)
+
+
+def trainable_parameters(model: Any) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def _validation_metrics(task: Task, tokenizer: Any, net: Any, val: list[Example], batch_size: int) -> Any:
@@ -128,19 +172,56 @@ def _epoch_printer() -> Any:
     return EpochSummary()
 
 
-def _prepare_output(output: Path, *, overwrite: bool, resume: bool) -> None:
-    if resume:
-        if not any((output / CHECKPOINTS).glob("checkpoint-*")):
-            raise UserError(f"--resume: no Trainer checkpoint in {output / CHECKPOINTS}; start without --resume")
-        return
-    if output.is_dir() and any(output.iterdir()) and overwrite:
-        shutil.rmtree(output)
-    runs.prepare_run_dir(output, overwrite=False)
+def _prepare(model: str, task: Task, cfg: FinetuneConfig, train_data: str | None, allow_pickle: bool) -> Any:
+    """Training data (carved into train/validation), the trainable model, and the encoded sets."""
+    examples, info = load_examples(task, data=train_data, split=task.train_split)
+    train, val = split_train_val(examples, cfg)
+    tokenizer, net = load_trainable(model, task, cfg, allow_pickle=allow_pickle)
+    return (info, train, val, tokenizer, net, encode_examples(task, tokenizer, train, cfg),
+            encode_examples(task, tokenizer, val, cfg))
 
 
+def warm_up_estimate(net: Any, tokenizer: Any, train_set: Any, val_set: Any, cfg: FinetuneConfig,
+                     device: torch.device, *, yes: bool, n_score: int = 0, what: str = "fine-tune",
+                     hint: str = "--limit N") -> float:
+    """Print the plan and a time estimate from a few timed steps on typical batches (see harness.estimate)."""
+    if distributed.world().size > 1:  # ranks would disagree on the estimate; the Trainer's bar gives the ETA
+        return 0.0
+    net.to(device)
+    collate = Collator(int(tokenizer.pad_token_id))
+    batch = collate(estimate.typical(train_set.features, cfg.batch_size))
+    step_s = estimate.time_train_step(net, [batch] * (estimate.WARMUP_STEPS + 1), device)
+    inputs = [f["input_ids"] for f in estimate.typical(val_set.features, 3)]
+    score_s = estimate.time_forward(net, inputs, device)
+    total = sum(p.numel() for p in net.parameters())
+    plan = estimate.Plan(device=f"{device.type} ({_hardware(device)})", n_train=len(train_set), n_val=len(val_set),
+                         epochs=cfg.epochs, batch_size=cfg.batch_size, trainable=trainable_parameters(net),
+                         total=total, n_score=n_score)
+    return estimate.report(plan, step_s, score_s, yes=yes, what=what, hint=hint)
+
+
+def _hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    threads = torch.get_num_threads()
+    return f"{platform.processor() or platform.machine()}, {threads} thread{'s' * (threads != 1)}"
+
+
+def preflight(model: str, task: Task, cfg: FinetuneConfig, *, train_data: str | None, n_score: int, yes: bool,
+              allow_pickle: bool = False) -> float:
+    """`tenser compare`'s estimate of the whole job before it starts: fine-tuning plus `n_score` scored examples."""
+    cfg.check()
+    device = resolve_device(cfg.device)
+    _, _, _, tokenizer, net, train_set, val_set = _prepare(model, task, cfg, train_data, allow_pickle)
+    return warm_up_estimate(net, tokenizer, train_set, val_set, cfg, device, yes=yes, n_score=n_score,
+                            what="compare", hint="--limit N, --train-limit N")
+
+
+@train_folder.holds_lock  # a second fine-tune into the same --output stops instead of deleting this one's
 def finetune(
     model: str, task: Task, output: str | Path, cfg: FinetuneConfig, *, train_data: str | None = None,
     overwrite: bool = False, resume: bool = False, callbacks: tuple[Any, ...] = (), allow_pickle: bool = False,
+    estimate: bool = True, yes: bool = False,
 ) -> Path:
     """Fine-tune `model` on the task's training split and save a checkpoint folder at `output`.
 
@@ -157,14 +238,15 @@ def finetune(
     output = Path(output)
     device = resolve_device(cfg.device)
     distributed.init()  # before the Trainer, which then shares the process group
-    distributed.on_main(lambda: _prepare_output(output, overwrite=overwrite, resume=resume))
-    examples, info = load_examples(task, data=train_data, split=task.train_split)
-    train, val = split_train_val(examples, cfg)
-    tokenizer, net = load_trainable(model, task, cfg, allow_pickle=allow_pickle)
+    distributed.on_main(lambda: train_folder.prepare(output, overwrite=overwrite, resume=resume))
+    info, train, val, tokenizer, net, train_set, val_set = _prepare(model, task, cfg, train_data, allow_pickle)
+    key = train_folder.settings(model, task, cfg, info.fingerprint)
+    distributed.on_main(lambda: train_folder.check_settings(output, key, resume=resume))
+    if estimate:  # `estimate=False`: the caller (compare) estimated the whole job already
+        warm_up_estimate(net, tokenizer, train_set, val_set, cfg, device, yes=yes)
     trainer = Trainer(
         model=net, args=_training_args(output, cfg, device), data_collator=Collator(int(tokenizer.pad_token_id)),
-        train_dataset=encode_examples(task, tokenizer, train, cfg),
-        eval_dataset=encode_examples(task, tokenizer, val, cfg), processing_class=tokenizer,
+        train_dataset=train_set, eval_dataset=val_set, processing_class=tokenizer,
         compute_metrics=_validation_metrics(task, tokenizer, net, val, cfg.batch_size * 2),
         preprocess_logits_for_metrics=_no_logits,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience), _epoch_printer(), *callbacks],
@@ -203,7 +285,10 @@ def training_log(trainer: Any, cfg: FinetuneConfig, model: str, task: Task, data
     best = min(epochs, key=lambda e: e["val_loss"])
     return {
         "base_model": model, "task": task.name, "objective": cfg.objective,
+        **({"base_weights_note": note} if (note := base_weights_note(model)) else {}),
         "hyperparameters": asdict(cfg),
+        "parameters": {"total": sum(p.numel() for p in trainer.model.parameters()),
+                       "trainable": trainable_parameters(trainer.model)},
         "data": {**data["data"], "n_train": n_train, "n_val": n_val, "val_fraction": cfg.val_fraction},
         "train_loss": [{"step": h["step"], "epoch": h["epoch"], "loss": h["loss"]} for h in history if "loss" in h],
         "epochs": epochs,

@@ -8,7 +8,7 @@ missing template variable fails loudly instead of printing nothing. No model is 
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,7 @@ def build_context(runs: list[Run], *, title: str | None = None,
     return {
         "title": title or default_title(runs),
         "task_cards": task_cards(runs),
-        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "runs": headers,
         "comparisons": [{"base": c.base.role, "other": c.other.role, "reason": c.reason} for c in comparisons],
         "findings": prompts.sensitivity_findings(sensitivity) + findings(runs, comparisons) + paired.findings(records)

@@ -7,7 +7,7 @@ Recorded numbers (per-class scores, counts) are read from results.json, never re
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,9 @@ def compared(runs: list[Run]) -> list[dict[str, Any]]:
         ("Truncated inputs", [_truncated(r) for r in runs]),
         ("Created", [when(r.results.get("created")) for r in runs]),
     ]
+    notes = [r.results["model"].get("weights_note") for r in runs]
+    if any(notes):  # e.g. an embedded model: the 4-bit GGUF dequantized, not the original release
+        rows.insert(2, ("Weights", [n or fmt.DASH for n in notes]))
     return [{"name": name, "cells": cells} for name, cells in rows]
 
 
@@ -49,7 +52,7 @@ def when(stamp: str | None) -> str:
         return stamp
     if moment.utcoffset() is None:
         return moment.strftime("%Y-%m-%d %H:%M")
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _model(model: dict[str, Any]) -> str:

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import runpy
+import tomllib
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from tasks.families import register_family
 from tasks.registry import _REGISTRY, Task, TaskError, register_task, task_from_dict

@@ -19,7 +19,8 @@ from harness.errors import UserError
 from tests.conftest import make_reviews, write_rows
 
 REPO = Path(__file__).resolve().parents[1]
-RUN = "imdb_zeroshot__gpt2"
+RUN = "imdb_zeroshot.calibration-contextual__gpt2"  # -T calibration=contextual names the folder
+PLAIN_RUN = "imdb_zeroshot__gpt2"
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 
 
@@ -56,7 +57,7 @@ def test_two_processes_give_the_run_folder_of_one(tmp_path: Path, gpt2_dir: Path
 
 def test_an_error_on_rank_0_stops_every_rank_and_is_reported_once(tmp_path: Path, gpt2_dir: Path) -> None:
     data = write_rows(tmp_path / "data.csv", make_reviews(6))
-    run_dir = tmp_path / "out" / RUN
+    run_dir = tmp_path / "out" / PLAIN_RUN
     run_dir.mkdir(parents=True)
     (run_dir / runs.RUN_META).write_text(json.dumps({"key": "job:another", "job": {}}))
     (run_dir / runs.PARTIAL).write_text("")

@@ -117,7 +117,8 @@ def test_ctrl_c_then_the_same_command_resumes_to_the_same_results(extra, tmp_pat
     calls = _patch_scorer(monkeypatch, _interrupt_at(4 + 2 * bool(extra)))  # contextual: 2 content-free batches
     capsys.readouterr()
     assert main(argv) == 130
-    run_dir = tmp_path / "out" / RUN
+    name = RUN.replace("__", ".calibration-contextual__") if extra else RUN  # -T overrides name the folder
+    run_dir = tmp_path / "out" / name
     err = capsys.readouterr().err
     assert f"the 6 predictions scored so far are kept in {run_dir}; resume with: tenser run --resume {run_dir}" in err
     assert sorted(p.name for p in run_dir.iterdir()) == [runs.PARTIAL, runs.RUN_META]
@@ -127,7 +128,7 @@ def test_ctrl_c_then_the_same_command_resumes_to_the_same_results(extra, tmp_pat
     assert main(argv) == 0
     assert sum(calls) == 16 - 6 + 3 * bool(extra)  # only the rest, plus the content-free inputs
     assert sorted(p.name for p in run_dir.iterdir()) == [runs.PREDICTIONS, runs.RESULTS]
-    _assert_same_run(run_dir, tmp_path / "ref" / RUN)
+    _assert_same_run(run_dir, tmp_path / "ref" / name)
     assert runs.load_run(run_dir)[0]["runtime"]["reused"] == {"resumed": 6, "cached": 0, "scored": 10}
 
 
