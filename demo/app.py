@@ -19,11 +19,11 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from demo.examples import EXAMPLES
 from demo.inputs import EMPTY_REVIEW, MAX_CHARS, MAX_ROWS, TEXT_COLUMN, check_review, read_batch
 from demo.outputs import batch_summary, batch_table, display_table, model_heading, token_note, verdict, write_csv
 from demo.pairing import check_pair
 from demo.predictors import Predictor
+from demo.sample_reviews import SAMPLE_REVIEWS
 from harness.checkpoints import checkpoint_kind, model_kind
 from harness.errors import UserError
 from harness.models import LoadedModel, load_model
@@ -115,7 +115,7 @@ def _single_tab(predictors: Sequence[Predictor]) -> None:
     gr.on([button.click, review.submit], lambda text: classify_review(predictors, text), inputs=review,
           outputs=outputs, api_name="classify", concurrency_id="models")
     if "imdb" in predictors[0].task.tags:  # the examples are movie reviews
-        gr.Examples([[text] for _, text in EXAMPLES], inputs=review, example_labels=[name for name, _ in EXAMPLES],
+        gr.Examples([[text] for _, text in SAMPLE_REVIEWS], inputs=review, example_labels=[name for name, _ in SAMPLE_REVIEWS],
                     label="Examples (written for this demo, some deliberately hard)")
 
 

@@ -23,8 +23,8 @@ from harness import distributed
 from harness.checkpoints import checkpoint_kind
 from harness.errors import UserError, renamed_flags
 from harness.evaluation import Options, score_model, settings_suffix
-from harness.finetune import FinetuneConfig
 from harness.runs import Run
+from harness.train_data import FinetuneConfig
 from tasks import Family, Task, get_family, get_task
 
 # `compare` names the fine-tuning flags that `finetune` calls --data, --limit and --batch-size differently.

@@ -212,8 +212,8 @@ def bench_finetune(model: str, task: Task, examples: list[Example], *, device: s
 
     from transformers import AutoConfig, Trainer, TrainingArguments
 
-    from harness.finetune import Collator, FinetuneConfig, encode_examples
     from harness.models import check_source, context_length, resolve_device
+    from harness.train_data import Collator, FinetuneConfig, encode_examples
     from harness.training import load_trainable
 
     limit = context_length(AutoConfig.from_pretrained(check_source(model, allow_pickle=allow_pickle)))

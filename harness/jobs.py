@@ -133,7 +133,7 @@ def summary(name: str, model: str, results: dict[str, Any]) -> None:
 
 def interrupted_message(exc: KeyboardInterrupt, command: str, output: str | None = None) -> str:
     """What an interrupted command kept, and the command that resumes it."""
-    from harness.finetune import CHECKPOINTS
+    from harness.train_data import CHECKPOINTS
 
     run_dir = getattr(exc, "run_dir", None)
     if run_dir is None and command == "finetune" and output:

@@ -23,7 +23,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from harness import distributed, runs
 from harness.errors import UserError
-from harness.finetune import CHECKPOINTS, FinetuneConfig
+from harness.train_data import CHECKPOINTS, FinetuneConfig
 from tasks import Task
 
 SETTINGS = "tenser_finetune.json"

@@ -1,7 +1,7 @@
 """Running a fine-tune: model set-up, the `Trainer`, early stopping, `training_log.json`.
 
 `finetune` is what `tenser finetune` and `tenser compare` call. The data side (config,
-train/validation carve, encoding, collation) lives in `harness.finetune`.
+train/validation carve, encoding, collation) lives in `harness.train_data`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import torch
 from harness import distributed, estimate, runs, train_folder
 from harness.data import Example, load_examples
 from harness.errors import UserError
-from harness.finetune import CHECKPOINTS, TRAINING_LOG, Collator, FinetuneConfig, encode_examples, split_train_val
 from harness.metrics import compute_metrics
 from harness.models import (
     LoadedModel,
@@ -34,6 +33,7 @@ from harness.models import (
     weights_kwargs,
 )
 from harness.runner import versions
+from harness.train_data import CHECKPOINTS, TRAINING_LOG, Collator, FinetuneConfig, encode_examples, split_train_val
 from tasks import Task
 
 

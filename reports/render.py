@@ -16,7 +16,7 @@ import jinja2
 
 from harness.errors import UserError
 from harness.runs import write_atomic
-from reports import charts, examples, paired, prompts, recalibration, secondary, sections
+from reports import charts, example_tables, paired, prompts, recalibration, secondary, sections
 from reports.comparison import compare, findings, headline_rows
 from reports.manifest import manifest
 from reports.noise import NoiseFloor, load_noise
@@ -109,8 +109,8 @@ def build_context(runs: list[Run], *, title: str | None = None,
         "training": _training(runs),
         "length": length,
         "length_chart": charts.length_chart(runs, length["buckets"], length["values"]) if length else None,
-        "changed": [x for x in (examples.changed(c) for c in comparisons) if x is not None],
-        "errors": [examples.confident_errors(r) for r in runs],
+        "changed": [x for x in (example_tables.changed(c) for c in comparisons) if x is not None],
+        "errors": [example_tables.confident_errors(r) for r in runs],
         "manifest": manifest(runs),
         "version": str(base.results.get("tenser_version", "")),
         "methods": {"resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED, "exact_below": EXACT_BELOW},

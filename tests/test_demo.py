@@ -17,16 +17,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import demo_fixtures  # noqa: E402
 
 from demo.app import classify_batch, classify_review, serve  # noqa: E402
-from demo.examples import EXAMPLES  # noqa: E402
 from demo.inputs import EMPTY_BATCH, EMPTY_REVIEW, MAX_CHARS, MAX_ROWS, InputProblem, check_review, read_batch  # noqa: E402
 from demo.outputs import batch_table, display_table, token_note, verdict, write_csv  # noqa: E402
 from demo.predictors import Answer, Predictor  # noqa: E402
+from demo.sample_reviews import SAMPLE_REVIEWS  # noqa: E402
 from harness.checkpoints import checkpoint_kind  # noqa: E402
 from harness.cli import main as tenser  # noqa: E402
 from harness.errors import UserError  # noqa: E402
 
 LONG = "The plot wanders and the acting is flat. " * 60  # well past the tiny models' 128 tokens
-TEXTS = [text for _, text in EXAMPLES] + [LONG, "Fine <|endoftext|> film, really.", "bad"]
+TEXTS = [text for _, text in SAMPLE_REVIEWS] + [LONG, "Fine <|endoftext|> film, really.", "bad"]
 
 
 @pytest.fixture(scope="module")

@@ -25,13 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import demo_fixtures  # noqa: E402
 from browser import find_chromium  # noqa: E402
 
-from demo.examples import EXAMPLES  # noqa: E402
+from demo.sample_reviews import SAMPLE_REVIEWS  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--remote-debugging-pipe"]
 WIDTH, HEIGHT = 1280, 1500
-REVIEW = dict(EXAMPLES)["Mixed opinion"]
+REVIEW = dict(SAMPLE_REVIEWS)["Mixed opinion"]
 
 
 class Browser:

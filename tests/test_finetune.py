@@ -12,7 +12,7 @@ import pytest
 
 from harness.cli import main
 from harness.errors import UserError
-from harness.finetune import FinetuneConfig, split_train_val
+from harness.train_data import FinetuneConfig, split_train_val
 from harness.training import finetune
 from tasks import get_task
 from tests.conftest import write_rows

@@ -21,7 +21,7 @@ from harness import commands, estimate
 from harness.cli import main
 from harness.data import load_examples
 from harness.errors import UserError
-from harness.finetune import FinetuneConfig
+from harness.train_data import FinetuneConfig
 from harness.training import finetune
 from tasks import get_task
 from tests.conftest import write_rows

@@ -15,7 +15,7 @@ import torch
 from harness import runs
 from harness.cli import main
 from harness.errors import UserError
-from harness.finetune import FinetuneConfig
+from harness.train_data import FinetuneConfig
 from harness.training import finetune
 from tasks import get_task
 from tests.conftest import write_rows

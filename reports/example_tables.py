@@ -1,4 +1,4 @@
-"""Example tables: reviews fixed by the newer run (wrong in the baseline, right after),
+"""The report's example tables: reviews fixed by the newer run (wrong in the baseline, right after),
 reviews it broke (right before, wrong after) and each run's most confident errors. Only
 these few previews enter the page, which keeps it small; the template escapes them, so
 raw HTML in a review (IMDB has `<br />`) shows as text and never runs.

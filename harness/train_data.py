@@ -1,11 +1,9 @@
-"""Fine-tuning with the Hugging Face `Trainer`: a classification head (`classifier`
-objective) or the causal LM on prompt + gold label word (`prompt` objective, loss on the
-label word only), so the same model can be compared before and after on equal terms.
-
-Inputs are encoded by the same `Encoder` as evaluation. A validation split is carved
-from the training data (seeded, stratified) and scored every epoch with the harness's own
-metrics; early stopping keeps and restores the best epoch by validation loss. The output
-folder loads directly in `tenser run` and the demo, and holds `training_log.json`.
+"""Fine-tuning's data and settings, everything but the training loop (which lives in
+`harness.training`): `FinetuneConfig` (the knobs, checked before any work), the seeded,
+stratified train/validation carve, encoding examples as Trainer features with the same
+`Encoder` as evaluation (a classification head's label id, or prompt + gold label word
+with the loss on the word only), and the right-padding `Collator`. The benchmark reuses
+the encoding and collation to time fine-tuning steps.
 """
 
 from __future__ import annotations

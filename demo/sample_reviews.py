@@ -1,10 +1,11 @@
-"""Example reviews for the demo, written for this project, including hard cases:
-sarcasm, negation, mixed opinions and IMDB-style HTML line breaks."""
+"""Sample movie reviews for the demo's example buttons (IMDB-style sentiment tasks), written
+for this project, including hard cases: sarcasm, negation, mixed opinions and IMDB-style
+HTML line breaks."""
 
 from __future__ import annotations
 
 # (short label shown on the example button, review text)
-EXAMPLES: tuple[tuple[str, str], ...] = (
+SAMPLE_REVIEWS: tuple[tuple[str, str], ...] = (
     ("Clearly positive",
      "A warm, funny and beautifully acted film. The two leads have real chemistry, the script never talks "
      "down to its audience, and the last twenty minutes had the whole cinema cheering. I would happily "
