@@ -22,7 +22,7 @@ FT=${FT_DIR:-/tmp/tenser-ft}  # the checkpoint stays out of OUT (too big to brin
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=true
 mkdir -p "$O"
 PY=${PYTHON:-python3}  # the GPU image has python3 only
-tenser() { "$PY" -m harness "$@"; }
+tenser() { "$PY" -m tenser "$@"; }
 models=(--model "$A/gpt2-small" --classifier "$A/gpt2-small-clf" --data "$A/imdb/test.parquet" --limit "$N"
         --device "$DEV")
 status=0

@@ -20,7 +20,16 @@ import gradio as gr
 import pandas as pd
 
 from demo.inputs import EMPTY_REVIEW, MAX_CHARS, MAX_ROWS, TEXT_COLUMN, check_review, read_batch
-from demo.outputs import batch_summary, batch_table, display_table, model_heading, token_note, verdict, write_csv
+from demo.outputs import (
+    batch_summary,
+    batch_table,
+    display_table,
+    model_heading,
+    noun,
+    token_note,
+    verdict,
+    write_csv,
+)
 from demo.pairing import check_pair
 from demo.predictors import Predictor
 from demo.sample_reviews import SAMPLE_REVIEWS
@@ -48,7 +57,7 @@ def classify_review(predictors: Sequence[Predictor], text: str | None) -> Review
         return (notice,) + (None, "", "") * len(predictors)
     columns: tuple[Any, ...] = ()
     for p, a in zip(predictors, answers):
-        columns += (a.probs, token_note(a, p.encoder.max_tokens, p.task.truncation_side), a.prompt)
+        columns += (a.probs, token_note(a, p.encoder.max_tokens, p.task.truncation_side, what=noun(p.task)), a.prompt)
     return (verdict([(p.title, a) for p, a in zip(predictors, answers)]),) + columns
 
 
@@ -61,8 +70,8 @@ def classify_batch(
         answers = {p.role: p.answer(texts) for p in predictors}
     except UserError as exc:
         return f"⚠️ {exc}", None, None
-    df, roles = batch_table(texts, answers), [p.role for p in predictors]
-    return batch_summary(df, roles), display_table(df, roles), str(write_csv(df, folder))
+    df, roles, what = batch_table(texts, answers), [p.role for p in predictors], noun(predictors[0].task)
+    return batch_summary(df, roles, what=what), display_table(df, roles, what=what), str(write_csv(df, folder))
 
 
 def build_app(
@@ -91,11 +100,6 @@ def build_app(
 
 def _task(task: Task | str) -> Task:
     return get_task(task) if isinstance(task, str) else task
-
-
-def noun(task: Task) -> str:
-    """What one input is called on the page: the built-in IMDB tasks take movie reviews, others a text."""
-    return "Movie review" if "imdb" in task.tags else "Text"
 
 
 def _single_tab(predictors: Sequence[Predictor]) -> None:

@@ -1,5 +1,5 @@
-"""Checking what users type or upload, before any tokenizing: one review, or a batch of
-reviews pasted one per line or uploaded as a CSV with a `text` column.
+"""Checking what users type or upload, before any tokenizing: one text, or a batch of
+texts pasted one per line or uploaded as a CSV with a `text` column.
 
 Problems raise `InputProblem`, whose message the app shows as is. Checks are cheap
 (lengths and counts), so oversize input is refused before it costs model time. Review
@@ -14,11 +14,11 @@ from pathlib import Path
 
 from harness.errors import UserError
 
-MAX_CHARS = 20_000  # per review; IMDB's longest is ~14,000 characters
+MAX_CHARS = 20_000  # per text; IMDB's longest is ~14,000 characters
 MAX_ROWS = 500  # per batch; about a minute of CPU time for GPT-2 small
 TEXT_COLUMN = "text"
 EMPTY_REVIEW = "Type or paste a text first (or pick one of the examples below, where there are some)."
-EMPTY_BATCH = f"Paste reviews, one per line, or upload a CSV file with a `{TEXT_COLUMN}` column."
+EMPTY_BATCH = f"Paste texts, one per line, or upload a CSV file with a `{TEXT_COLUMN}` column."
 
 
 class InputProblem(UserError):
@@ -26,12 +26,12 @@ class InputProblem(UserError):
 
 
 def check_review(text: str | None) -> str:
-    """The review unchanged; empty or over-long text raises InputProblem."""
+    """The text unchanged; empty or over-long text raises InputProblem."""
     if text is None or not text.strip():
         raise InputProblem(EMPTY_REVIEW)
     if len(text) > MAX_CHARS:
         raise InputProblem(
-            f"This review is {len(text):,} characters long; the demo takes at most {MAX_CHARS:,}. "
+            f"This text is {len(text):,} characters long; the demo takes at most {MAX_CHARS:,}. "
             f"Paste a shorter part of it."
         )
     return text
@@ -42,7 +42,7 @@ def read_batch(pasted: str | None, csv_path: str | Path | None) -> list[str]:
     if csv_path:
         return _check_rows(read_csv_texts(Path(csv_path)), "row")
     if pasted is None or len(pasted) > MAX_ROWS * (MAX_CHARS + 1):
-        raise InputProblem(EMPTY_BATCH if pasted is None else f"Too much text; paste at most {MAX_ROWS} reviews.")
+        raise InputProblem(EMPTY_BATCH if pasted is None else f"Too much text; paste at most {MAX_ROWS} texts.")
     lines = [line.rstrip("\r") for line in pasted.split("\n")]
     return _check_rows([line for line in lines if line.strip()], "line")
 
@@ -61,7 +61,7 @@ def read_csv_texts(path: Path) -> list[str]:
     if TEXT_COLUMN not in df.columns:
         found = ", ".join(f'"{as_text(str(c))}"' for c in df.columns) or "none"
         raise InputProblem(f"The CSV has no `{TEXT_COLUMN}` column (columns found: {found}). "
-                           f"Name the column holding the reviews `{TEXT_COLUMN}`.")
+                           f"Name the column holding the texts `{TEXT_COLUMN}`.")
     texts = df[TEXT_COLUMN].tolist()
     blank = [str(i + 1) for i, t in enumerate(texts) if not t.strip()]
     if blank:
@@ -86,7 +86,7 @@ def _check_rows(texts: list[str], unit: str) -> list[str]:
     if not texts:
         raise InputProblem(EMPTY_BATCH)
     if len(texts) > MAX_ROWS:
-        raise InputProblem(f"Too many reviews: the demo scores at most {MAX_ROWS} at a time. "
+        raise InputProblem(f"Too many texts: the demo scores at most {MAX_ROWS} at a time. "
                            f"Split the input into smaller batches (or use `tenser run` for a whole data set).")
     long = [str(i + 1) for i, t in enumerate(texts) if len(t) > MAX_CHARS]
     if long:

@@ -15,9 +15,15 @@ from pathlib import Path
 import pandas as pd
 
 from demo.predictors import ROLE_TITLES, Answer, Predictor, Role
+from tasks import Task
 
 PREVIEW_CHARS = 60
 SHORT_ROLE: dict[Role, str] = {"pretrained": "pre", "finetuned": "fine"}
+
+
+def noun(task: Task) -> str:
+    """What one input is called on the page: the built-in IMDB tasks take movie reviews, others a text."""
+    return "Movie review" if "imdb" in task.tags else "Text"
 
 
 def verdict(titled: Sequence[tuple[str, Answer]]) -> str:
@@ -29,17 +35,17 @@ def verdict(titled: Sequence[tuple[str, Answer]]) -> str:
     return f"⚠️ **The models disagree.** {said}."
 
 
-def token_note(answer: Answer, max_tokens: int, truncation_side: str) -> str:
-    """Markdown: how many tokens the model read and whether the review was cut to fit."""
+def token_note(answer: Answer, max_tokens: int, truncation_side: str, *, what: str) -> str:
+    """Markdown: how many tokens the model read and whether the input (`what`, e.g. "text") was cut to fit."""
     count = f"{answer.n_tokens:,} of {max_tokens:,} tokens"
     if not answer.truncated:
         return f"{count} · not truncated"
     cut = "start" if truncation_side == "left" else "end"
-    return f"⚠️ **Truncated**: {count}. The review was too long, so its {cut} was cut, as in evaluation."
+    return f"⚠️ **Truncated**: {count}. The {what.lower()} was too long, so its {cut} was cut, as in evaluation."
 
 
 def batch_table(texts: Sequence[str], answers: dict[Role, list[Answer]]) -> pd.DataFrame:
-    """One row per review: each model's label, probability per label and truncation; agreement."""
+    """One row per input text: each model's label, probability per label and truncation; agreement."""
     table: dict[str, list[object]] = {"row": list(range(1, len(texts) + 1)), "text": list(texts)}
     for role, rows in answers.items():
         table[f"{role}_label"] = [a.label for a in rows]
@@ -51,9 +57,9 @@ def batch_table(texts: Sequence[str], answers: dict[Role, list[Answer]]) -> pd.D
     return pd.DataFrame(table)
 
 
-def display_table(df: pd.DataFrame, roles: Sequence[Role]) -> pd.DataFrame:
-    """The table for the screen: short headers, text shortened, probabilities rounded to 4 places."""
-    shown = pd.DataFrame({"#": df["row"], "review": [_preview(t) for t in df["text"]]})
+def display_table(df: pd.DataFrame, roles: Sequence[Role], *, what: str) -> pd.DataFrame:
+    """The table for the screen: short headers, the input (column `what`) shortened, probabilities to 4 places."""
+    shown = pd.DataFrame({"#": df["row"], what.lower(): [_preview(t) for t in df["text"]]})
     for role in roles:
         short = SHORT_ROLE[role]
         shown[ROLE_TITLES[role].lower()] = df[f"{role}_label"]
@@ -69,10 +75,10 @@ def _preview(text: str) -> str:
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 
-def batch_summary(df: pd.DataFrame, roles: Sequence[Role]) -> str:
-    """Markdown: how many reviews, how many disagreements, how many truncated per model."""
+def batch_summary(df: pd.DataFrame, roles: Sequence[Role], *, what: str) -> str:
+    """Markdown: how many inputs (`what`, e.g. "text"), how many disagreements, how many truncated per model."""
     n, disagree = len(df), int((~df["agree"]).sum())
-    parts = [f"Scored **{n}** review{'s' if n != 1 else ''}",
+    parts = [f"Scored **{n}** {what.lower()}{'s' if n != 1 else ''}",
              f"the models disagree on **{disagree}**" if disagree else "the models agree on all of them"]
     for role in roles:
         cut = int(df[f"{role}_truncated"].sum())

@@ -1,9 +1,11 @@
-"""Running evaluations: data and model loading, inference, metrics, run folders, fine-tuning,
-the Python API and the `tenser` command line. Imports `tasks`; never `reports` or `demo`
-(except the composition roots, `harness.api` and `harness.commands`, which import them lazily).
+"""Running evaluations: data and model loading, inference, metrics, run folders, fine-tuning
+and the Python API. Imports `tasks`; never `reports`, `demo` or the `tenser` CLI (checked by
+tests/test_layout.py): harness writes run folders, and what reads them sits on top.
 
-The Python API, importable from here: `evaluate`, `finetune`, `compare`, `report`, `Run`,
-`Comparison` (see `harness.api`). They load on first use, so `import harness` stays light.
+The Python API, importable from here: `evaluate`, `finetune`, `compare`, `Run`, `Comparison`
+(see `harness.api`). They load on first use, so `import harness` stays light. `compare` writes
+the HTML report only through the `render` it is given; `tenser` exports the same API with the
+report wired in (`tenser.compare`, `tenser.report`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from harness.api import Comparison, compare, evaluate, finetune, report
+    from harness.api import Comparison, compare, evaluate, finetune
     from harness.runs import Run
 
-__all__ = ["Comparison", "Run", "compare", "evaluate", "finetune", "report"]
+__all__ = ["Comparison", "Run", "compare", "evaluate", "finetune"]
 
 
 def __getattr__(name: str) -> Any:
@@ -24,7 +26,7 @@ def __getattr__(name: str) -> Any:
         from harness.runs import Run
 
         return Run
-    if name in ("Comparison", "compare", "evaluate", "finetune", "report"):
+    if name in ("Comparison", "compare", "evaluate", "finetune"):
         from harness import api
 
         return getattr(api, name)

@@ -1,5 +1,6 @@
-"""`python -m harness` is the `tenser` command."""
+"""`python -m harness` was the `tenser` command; the CLI now lives outside `harness` (see `tenser`)."""
 
-from harness.cli import main
+import sys
 
-raise SystemExit(main())
+print("error: `python -m harness` is now `python -m tenser` (e.g. torchrun ... -m tenser run ...)", file=sys.stderr)
+raise SystemExit(2)

@@ -5,11 +5,15 @@
     run.metrics["accuracy"], run.predictions.head()
 
 `evaluate` scores a model into a run folder and returns the `Run`; `finetune` trains a
-checkpoint; `compare` runs a task family's before/after job and writes its report; `report`
-renders run folders into one HTML file. Keyword options are `evaluation.Options` fields (the
-`tenser run` flags) and, for training, `FinetuneConfig` fields. Errors are the `UserError`s
-and `TaskError`s the CLI prints as one line. The CLI (`harness.commands`) is a thin layer over
-these functions.
+checkpoint; `compare` runs a task family's before/after job. Keyword options are
+`evaluation.Options` fields (the `tenser run` flags) and, for training, `FinetuneConfig`
+fields. Errors are the `UserError`s and `TaskError`s the CLI prints as one line.
+
+Why no HTML here: `harness` writes run folders and never imports `reports` or `demo` (the
+flow is tasks -> harness -> run folders -> reports/demo; tests/test_layout.py checks it).
+So `compare` writes OUT/report.html only through the `render` it is given; the composition
+root, the `tenser` package (the CLI and `tenser.compare`/`tenser.report`), passes
+`reports.render_report`. The CLI (`tenser.commands`) is a thin layer over these functions.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from harness import distributed
 from harness.checkpoints import checkpoint_kind
@@ -31,6 +35,12 @@ from tasks import Family, Task, get_family, get_task
 COMPARE_TRAIN_FLAGS = {"--data": "--train-data", "--limit": "--train-limit", "--batch-size": "--train-batch-size"}
 
 
+class Render(Protocol):
+    """Writes one HTML page from run folders, the baseline first (`reports.render_report` is one)."""
+
+    def __call__(self, run_dirs: list[str | Path], out: Path, *, title: str | None = None) -> str | Path: ...
+
+
 @dataclass(frozen=True)
 class Comparison:
     """A before/after job: the pretrained model's run, the fine-tuned model's, the checkpoint and report."""
@@ -38,7 +48,7 @@ class Comparison:
     pretrained: Run
     finetuned: Run
     checkpoint: Path
-    report: Path | None  # None on ranks other than 0
+    report: Path | None  # None without a `render`, and on ranks other than 0
 
 
 def resolve_task(task: str | Task, overrides: dict[str, str] | None = None) -> Task:
@@ -81,9 +91,9 @@ def finetune(model: str, task: str | Task = "imdb_classifier", *, output: str | 
 def compare(model: str, task: str | Task | Family = "imdb", *, out: str | Path, finetuned: str | None = None,
             data: str | None = None, limit: int | None = None, train_limit: int | None = None,
             overrides: dict[str, str] | None = None, training: FinetuneConfig | None = None, title: str | None = None,
-            yes: bool = False, **options: Any) -> Comparison:
+            yes: bool = False, render: Render | None = None, **options: Any) -> Comparison:
     """The before/after job for a task family: score `model` zero-shot, fine-tune it (unless
-    `finetuned` is given), score the checkpoint, write OUT/report.html."""
+    `finetuned` is given), score the checkpoint; with `render`, write OUT/report.html."""
     from harness import runs
     from harness import training as train
 
@@ -114,17 +124,8 @@ def compare(model: str, task: str | Task | Family = "imdb", *, out: str | Path, 
     after_task = family.task("classifier" if kind == "classifier" else "zeroshot", **(overrides or {}))
     (after,) = score_model([after_task], finetuned, out / "runs", data=data, limit=limit, opts=opts,
                            names=[f"finetuned__{after_task.name}"])
-    page = report([before, after], out / "report.html", title=title) if w.main else None
+    page = Path(render([before, after], out / "report.html", title=title)) if render and w.main else None
     return Comparison(_opened(before), _opened(after), Path(finetuned), page)
-
-
-def report(runs: list[str | Path | Run], out: str | Path, *, baseline: str | None = None, title: str | None = None,
-           noise: str | None = None) -> Path:
-    """Render run folders (the first is the baseline unless `baseline`) into one HTML file; return its path."""
-    from reports import render_report  # lazy: seaborn loads for reports only
-
-    folders = [r.path if isinstance(r, Run) else r for r in runs]
-    return Path(render_report(folders, out, baseline=baseline, title=title, noise=noise))
 
 
 def _opened(run_dir: Path) -> Run:

@@ -42,24 +42,45 @@ MAX_ACCURACY_GAP = 0.001  # 0.1 accuracy points
 @torch.inference_mode()
 def reference_probs(task: Task, loaded: LoadedModel, encoded: list[Encoded], *, pad_to: int | None = None,
                     batch_size: int = 1, progress: bool = True) -> np.ndarray:
-    """Plain transformers forwards (attention mask, logits at every position) over `encoded`."""
+    """Plain transformers forwards (attention mask, logits at every position) over `encoded`.
+
+    Zero-shot: log P(label word | prompt), a multi-token word's tokens summed (the word fed
+    after the prompt, one forward per label word); single-token words need one forward."""
     model, pad = loaded.model, int(loaded.tokenizer.pad_token_id)
     device = next(model.parameters()).device
-    words = [loaded.tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in task.label_words]
+    words = [loaded.tokenizer(w, add_special_tokens=False)["input_ids"] for w in task.label_words]
     out = []
     for start in tqdm(range(0, len(encoded), batch_size), desc="reference", disable=not progress):
         chunk = encoded[start : start + batch_size]
-        width = pad_to or max(e.n_tokens for e in chunk)
-        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, e in enumerate(chunk):
-            ids[row, : e.n_tokens], mask[row, : e.n_tokens] = torch.tensor(e.ids), 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        last = torch.tensor([e.n_tokens - 1 for e in chunk], device=device)
-        if task.kind == "zeroshot":
-            logits = torch.log_softmax(logits[torch.arange(len(chunk), device=device), last], -1)[:, words]
+        if task.kind != "zeroshot":
+            logits = _forward(model, [e.ids for e in chunk], pad, pad_to, device)
+        elif all(len(w) == 1 for w in words):
+            logits = _forward(model, [e.ids for e in chunk], pad, pad_to, device)
+            last = torch.tensor([e.n_tokens - 1 for e in chunk], device=device)
+            logits = torch.log_softmax(logits[torch.arange(len(chunk), device=device), last], -1)[:, [w[0] for w in words]]
+        else:
+            logits = torch.stack([_word_logprob(model, chunk, w, pad, pad_to, device) for w in words], -1)
         out.append(torch.softmax(logits.double(), -1).cpu().numpy())
     return np.concatenate(out)
+
+
+def _forward(model: Any, seqs: list[list[int]], pad: int, pad_to: int | None, device: torch.device) -> torch.Tensor:
+    """Logits of right-padded `seqs` (width `pad_to` or the longest) under an attention mask."""
+    width = max([pad_to or 0] + [len(s) for s in seqs])
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, seq in enumerate(seqs):
+        ids[row, : len(seq)], mask[row, : len(seq)] = torch.tensor(seq), 1
+    return model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+
+
+def _word_logprob(model: Any, chunk: list[Encoded], word: list[int], pad: int, pad_to: int | None,
+                  device: torch.device) -> torch.Tensor:
+    """Sum over the word's tokens of log P(token | prompt + the word's earlier tokens), per example."""
+    logprobs = torch.log_softmax(_forward(model, [e.ids + word[:-1] for e in chunk], pad, pad_to, device), -1)
+    target = torch.tensor(word, device=device)
+    return torch.stack([logprobs[row, e.n_tokens - 1 + torch.arange(len(word), device=device), target].sum()
+                        for row, e in enumerate(chunk)])
 
 
 def _timed(fn: Callable[[], np.ndarray], device: torch.device) -> tuple[np.ndarray, float, float]:

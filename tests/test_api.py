@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from harness import Run, evaluate
-from harness.cli import main
 from harness.errors import UserError
 from tasks import TaskError, get_family, get_task
+from tenser.cli import main
 from tests.conftest import make_reviews, write_rows
 
 LABELS = ("awful", "fine", "great")

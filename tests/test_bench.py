@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from harness import bench
-from harness.cli import main
 from tasks import get_task
+from tenser.cli import main
 from tests.conftest import write_rows
 
 
@@ -123,3 +123,21 @@ def test_reference_is_the_plain_forward(gpt2):
     padded = bench.reference_probs(task, gpt2, encoded, pad_to=64, batch_size=2, progress=False)
     np.testing.assert_allclose(ref, predict(task, gpt2, encoded, progress=False).probs, atol=1e-5)
     np.testing.assert_allclose(ref, padded, atol=1e-5)  # the attention mask makes padding harmless
+
+
+def test_reference_sums_multi_token_label_words(gpt2):
+    """Both words start with ' very': a first-token-only reference would say 50/50 for every input."""
+    import dataclasses
+
+    from harness.encoding import label_token_ids
+    from harness.inference import make_encoder, predict
+
+    task = dataclasses.replace(get_task("imdb_zeroshot"), label_words=(" very bad", " very good"))
+    words = label_token_ids(task, gpt2.tokenizer)
+    assert min(len(w) for w in words) >= 2 and words[0][0] == words[1][0]
+    encoded = make_encoder(task, gpt2).encode_many(["A fine film.", "Dull, slow and long. " * 3, "Meh."])
+    ref = bench.reference_probs(task, gpt2, encoded, progress=False)
+    padded = bench.reference_probs(task, gpt2, encoded, pad_to=64, batch_size=2, progress=False)
+    assert np.abs(ref[:, 0] - 0.5).max() > 1e-4
+    np.testing.assert_allclose(ref, predict(task, gpt2, encoded, progress=False).probs, atol=1e-5)
+    np.testing.assert_allclose(ref, padded, atol=1e-5)

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from harness import calibration, prompting
-from harness.cli import main
 from harness.data import Example
 from harness.errors import UserError
 from harness.fewshot import choose, with_demonstrations
 from harness.inference import BatchPlan, Predicted, make_encoder
 from tasks import TaskError, get_task
+from tenser.cli import main
 from tests.conftest import make_reviews, write_rows
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.cli import main
 from harness.evaluation import model_slug
 from harness.metrics import compute_metrics
 from harness.runs import load_run
 from tasks import list_tasks
+from tenser.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,8 +46,10 @@ def test_tasks_lists_the_builtins(capsys):
     code, out, _ = _run(["tasks"], capsys)
     assert code == 0
     lines = out.splitlines()
-    assert len(lines) == len(list_tasks())
-    by_name = {line.split()[0]: line for line in lines}
+    blank = lines.index("")
+    assert blank == len(list_tasks()) and lines[blank + 1].startswith("families")
+    assert lines[blank + 2].split() == ["imdb", "zeroshot", "imdb_zeroshot,", "classifier", "imdb_classifier"]
+    by_name = {line.split()[0]: line for line in lines[:blank]}
     assert by_name["imdb_zeroshot"].split()[1:3] == ["zeroshot", "stanfordnlp/imdb"]
     assert by_name["imdb_classifier"].split()[1:3] == ["classifier", "stanfordnlp/imdb"]
 
@@ -58,6 +60,13 @@ def test_tasks_with_include(tmp_path, capsys):
                     'description = "my extra task"\n')
     code, out, _ = _run(["tasks", "--include", str(path)], capsys)
     assert code == 0 and "extra_task" in out and "my extra task" in out
+    family = tmp_path / "family.toml"
+    family.write_text('[[family]]\nname = "rt_zeroshot"\nlabels = ["neg", "pos"]\n'
+                      "prompt = 'Review: {text} Sentiment:'\nlabel_words = [\" neg\", \" pos\"]\n")
+    code, out, _ = _run(["tasks", "--include", str(family)], capsys)
+    families = out.split("families")[1]
+    assert code == 0 and "zeroshot rt_zeroshot, classifier rt_classifier" in families
+    assert "rt_classifier            classifier  (--data)" in out  # no dataset: every command passes --data
     code, _, err = _run(["tasks", "--include", str(tmp_path / "missing.toml")], capsys)
     _assert_user_error(code, err, "tenser tasks: error:", "no such file")
 
@@ -278,9 +287,9 @@ def test_run_user_errors_are_one_line_with_exit_code_2(case, fragments, tmp_path
 
 
 def test_user_error_in_a_real_subprocess(tmp_path, gpt2_dir):
-    """`python -m harness` end to end: a one-line error, exit code 2, no traceback, offline and fast."""
+    """`python -m tenser` end to end: a one-line error, exit code 2, no traceback, offline and fast."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "harness", "run", "--model", str(gpt2_dir), "--out", str(tmp_path / "runs"),
+    cmd = [sys.executable, "-m", "tenser", "run", "--model", str(gpt2_dir), "--out", str(tmp_path / "runs"),
            "-T", "dataset=tenser-tests/no-such-dataset"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert proc.returncode == 2, proc.stderr

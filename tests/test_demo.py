@@ -4,6 +4,7 @@ for the same texts and tiny models, including 20 parallel requests."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -22,8 +23,8 @@ from demo.outputs import batch_table, display_table, token_note, verdict, write_
 from demo.predictors import Answer, Predictor  # noqa: E402
 from demo.sample_reviews import SAMPLE_REVIEWS  # noqa: E402
 from harness.checkpoints import checkpoint_kind  # noqa: E402
-from harness.cli import main as tenser  # noqa: E402
 from harness.errors import UserError  # noqa: E402
+from tenser.cli import main as tenser  # noqa: E402
 
 LONG = "The plot wanders and the acting is flat. " * 60  # well past the tiny models' 128 tokens
 TEXTS = [text for _, text in SAMPLE_REVIEWS] + [LONG, "Fine <|endoftext|> film, really.", "bad"]
@@ -138,9 +139,10 @@ def test_verdict_and_token_note() -> None:
     assert verdict([("Pretrained", pos), ("Fine-tuned", pos)]) == "Both models say **positive**."
     said = verdict([("Pretrained", neg), ("Fine-tuned", pos)])
     assert "disagree" in said and "Pretrained: **negative** (70%)" in said and "Fine-tuned: **positive** (90%)" in said
-    assert token_note(pos, 1024, "left") == "7 of 1,024 tokens · not truncated"
-    cut = token_note(_answer("positive", 0.9, truncated=True), 128, "left")
-    assert "Truncated" in cut and "128 of 128 tokens" in cut and "start was cut" in cut
+    assert token_note(pos, 1024, "left", what="Movie review") == "7 of 1,024 tokens · not truncated"
+    cut = token_note(_answer("positive", 0.9, truncated=True), 128, "left", what="Movie review")
+    assert "Truncated" in cut and "128 of 128 tokens" in cut and "The movie review was too long, so its start" in cut
+    assert "The text was too long" in token_note(_answer("positive", 0.9, truncated=True), 128, "left", what="Text")
 
 
 def test_batch_table_display_and_csv(tmp_path: Path) -> None:
@@ -152,10 +154,10 @@ def test_batch_table_display_and_csv(tmp_path: Path) -> None:
                                 "pretrained_truncated", "finetuned_label", "finetuned_p_negative",
                                 "finetuned_p_positive", "finetuned_truncated", "agree"]
     assert df["agree"].tolist() == [True, False] and df["finetuned_truncated"].tolist() == [False, True]
-    shown = display_table(df, ["pretrained", "finetuned"])
-    assert list(shown.columns) == ["#", "review", "pretrained", "pre P(negative)", "pre P(positive)", "fine-tuned",
+    shown = display_table(df, ["pretrained", "finetuned"], what="Movie review")
+    assert list(shown.columns) == ["#", "movie review", "pretrained", "pre P(negative)", "pre P(positive)", "fine-tuned",
                                    "fine P(negative)", "fine P(positive)", "agree", "truncated"]
-    assert shown.loc[0, "pre P(positive)"] == 0.1235 and len(shown.loc[1, "review"]) == 60
+    assert shown.loc[0, "pre P(positive)"] == 0.1235 and len(shown.loc[1, "movie review"]) == 60
     assert shown["agree"].tolist() == ["yes", "no"] and shown["truncated"].tolist() == ["", "fine"]
     back = pd.read_csv(write_csv(df, tmp_path), keep_default_na=False)
     assert back.loc[0, "pretrained_p_positive"] == pytest.approx(0.123456789, abs=1e-12)
@@ -217,12 +219,12 @@ def test_batch_paste_and_csv_match_tenser_run(client: Any, expected: dict[str, l
     from gradio_client import handle_file
 
     summary, table, file = client.predict("\n".join(TEXTS[:3]), None, api_name="/classify_batch")
-    assert summary.startswith("Scored **3** reviews") and len(table["data"]) == 3
+    assert summary.startswith("Scored **3** movie reviews") and len(table["data"]) == 3
     assert pd.read_csv(file)["text"].tolist() == TEXTS[:3]
     upload = tmp_path / "reviews.csv"
     pd.DataFrame({"text": TEXTS}).to_csv(upload, index=False)
     summary, table, file = client.predict("", handle_file(str(upload)), api_name="/classify_batch")
-    assert f"Scored **{len(TEXTS)}** reviews" in summary and "1 truncated for the pretrained model" in summary
+    assert f"Scored **{len(TEXTS)}** movie reviews" in summary and "1 truncated for the pretrained model" in summary
     got = pd.read_csv(file, keep_default_na=False)
     assert got["text"].tolist() == TEXTS
     for role in ("pretrained", "finetuned"):
@@ -269,8 +271,13 @@ def test_classify_batch_handler_without_server(tiny: demo_fixtures.TinyModels, t
     lm = load_model(str(tiny.lm), "causal_lm", device="cpu")
     predictors = [Predictor.create("pretrained", lm, get_task("imdb_zeroshot"))]
     summary, shown, path = classify_batch(predictors, "good\nbad", None, tmp_path)
-    assert shown is not None and path is not None and summary.startswith("Scored **2** reviews")
-    assert Path(path).parent.parent == tmp_path and shown.shape == (2, 7)
+    assert shown is not None and path is not None and summary.startswith("Scored **2** movie reviews")
+    assert Path(path).parent.parent == tmp_path and shown.shape == (2, 7) and "movie review" in shown.columns
+    # A task that is not IMDB (sentences, tickets, ...) never hears of reviews.
+    sentences = dataclasses.replace(get_task("imdb_zeroshot"), name="sentences_zeroshot", tags=())
+    summary, shown, _ = classify_batch([Predictor.create("pretrained", lm, sentences)], "good\nbad", None, tmp_path)
+    assert summary.startswith("Scored **2** texts;") and "review" not in summary
+    assert shown is not None and list(shown.columns)[:2] == ["#", "text"]
 
 
 def test_load_with_a_megabyte_input_among_the_requests(client: Any, expected: dict[str, list[dict]]) -> None:

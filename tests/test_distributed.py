@@ -1,5 +1,5 @@
-"""Several processes: `torchrun -m harness run` shards the examples over two CPU processes (gloo)
-and gathers one run folder equal to a single process's; `torchrun -m harness finetune` trains
+"""Several processes: `torchrun -m tenser run` shards the examples over two CPU processes (gloo)
+and gathers one run folder equal to a single process's; `torchrun -m tenser finetune` trains
 data-parallel and only rank 0 writes the checkpoint. Real launches, so each costs seconds."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from harness import distributed, runs
-from harness.cli import main
 from harness.errors import UserError
+from tenser.cli import main
 from tests.conftest import make_reviews, write_rows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def test_two_processes_give_the_run_folder_of_one(tmp_path: Path, gpt2_dir: Path
     data = write_rows(tmp_path / "data.jsonl", rows)
     args = ["run", "--model", str(gpt2_dir), "--data", str(data), "--device", "cpu", "--batch-size", "1",
             "-T", "calibration=contextual", "--no-cache"]
-    many = _launch([*TORCHRUN, "-m", "harness", *args, "--out", str(tmp_path / "many")], tmp_path)
+    many = _launch([*TORCHRUN, "-m", "tenser", *args, "--out", str(tmp_path / "many")], tmp_path)
     assert many.stdout.strip() == str(tmp_path / "many" / RUN)  # one line, from rank 0 only
     assert many.stderr.count("imdb_zeroshot | ") == 1
     threads = torch.get_num_threads()
@@ -62,7 +62,7 @@ def test_an_error_on_rank_0_stops_every_rank_and_is_reported_once(tmp_path: Path
     (run_dir / runs.RUN_META).write_text(json.dumps({"key": "job:another", "job": {}}))
     (run_dir / runs.PARTIAL).write_text("")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([*TORCHRUN, "-m", "harness", "run", "--model", str(gpt2_dir), "--data", str(data),
+    proc = subprocess.run([*TORCHRUN, "-m", "tenser", "run", "--model", str(gpt2_dir), "--data", str(data),
                            "--out", str(tmp_path / "out"), "--device", "cpu"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=180)  # a hang would time out here
     assert proc.returncode != 0 and proc.stdout == ""
@@ -75,7 +75,7 @@ def test_two_process_finetune_writes_one_checkpoint_from_rank_0(tmp_path: Path, 
             for i, r in enumerate(make_reviews(40, seed=12))]
     data = write_rows(tmp_path / "train.csv", rows)
     out = tmp_path / "tuned"
-    proc = _launch([*TORCHRUN, "-m", "harness", "finetune", "--model", str(gpt2_dir), "--data", str(data),
+    proc = _launch([*TORCHRUN, "-m", "tenser", "finetune", "--model", str(gpt2_dir), "--data", str(data),
                     "--output", str(out), "--epochs", "1", "--batch-size", "4", "--max-length", "48",
                     "--device", "cpu"], tmp_path)
     assert proc.stdout.strip().splitlines()[-1] == str(out)

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from harness.cli import main
 from harness.errors import UserError
 from harness.train_data import FinetuneConfig, split_train_val
 from harness.training import finetune
 from tasks import get_task
+from tenser.cli import main
 from tests.conftest import write_rows
 
 GOOD = ["great", "wonderful", "loved", "brilliant", "best", "fun"]

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
 from harness.runs import load_run, save_run
 from reports import gate as gate_module
 from reports.gate import gate
+from tenser.cli import main
 from tests.report_fixtures import compute_metrics, make_run
 
 

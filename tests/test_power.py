@@ -9,10 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from harness.cli import main
 from harness.errors import UserError
 from reports import noise, power
 from reports.power import minimum_detectable_effect, paired_difference, plan_lines, required_n
+from tenser.cli import main
 
 
 @pytest.mark.parametrize("module", [power, noise])

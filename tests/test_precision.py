@@ -121,8 +121,8 @@ def test_mixed_on_a_real_model_predicts_as_float32(gpt2_dir, synth_reviews):
 
 
 def test_run_folders_record_each_jobs_mixed_precision_checks(tmp_path, gpt2_dir, synth_reviews, write_data, capsys):
-    from harness.cli import main
     from harness.runs import load_run
+    from tenser.cli import main
 
     data = write_data(synth_reviews(24, seed=4), "reviews.jsonl")
     code = main(["run", "--model", str(gpt2_dir), "--data", str(data), "--out", str(tmp_path / "runs"),

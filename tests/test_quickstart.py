@@ -17,13 +17,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from harness import commands, estimate
-from harness.cli import main
+from harness import estimate
 from harness.data import load_examples
 from harness.errors import UserError
 from harness.train_data import FinetuneConfig
 from harness.training import finetune
 from tasks import get_task
+from tenser import commands
+from tenser.cli import main
 from tests.conftest import write_rows
 from tests.test_finetune import FAST, separable
 

@@ -21,11 +21,11 @@ import torch
 
 from harness import encoding, runs
 from harness import inference as runner
-from harness.cli import main
 from harness.data import load_examples
 from harness.errors import UserError
 from harness.inference import make_encoder
 from tasks import get_task
+from tenser.cli import main
 from tests.conftest import make_reviews, write_rows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -220,7 +220,7 @@ def slow_build(*args):
             return real.score(batch)
     return Slow()
 runner.build_scorer = slow_build
-from harness.cli import main
+from tenser.cli import main
 raise SystemExit(main(sys.argv[1:]))
 """
 
@@ -243,7 +243,7 @@ def test_kill_9_mid_run_then_the_same_command_finishes_like_an_uninterrupted_run
     proc.wait()
     kept = partial.read_bytes().count(b"\n") - 1
     assert 10 <= kept < 60 and not (tmp_path / "out" / RUN / runs.RESULTS).exists()
-    again = subprocess.run([sys.executable, "-m", "harness", *args], env=env, cwd=tmp_path, capture_output=True,
+    again = subprocess.run([sys.executable, "-m", "tenser", *args], env=env, cwd=tmp_path, capture_output=True,
                            text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert main([a if a != str(tmp_path / "out") else str(tmp_path / "ref") for a in args]) == 0  # one thread too

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from harness import runs
-from harness.cli import main
 from harness.errors import UserError
 from harness.train_data import FinetuneConfig
 from harness.training import finetune
 from tasks import get_task
+from tenser.cli import main
 from tests.conftest import write_rows
 from tests.test_finetune import FAST, separable
 from tests.test_reliability import _one_thread  # noqa: F401  (one torch thread)

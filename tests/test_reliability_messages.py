@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness import runs
-from harness.cli import main
+from tenser.cli import main
 from tests import test_reliability as rel
 from tests.conftest import make_reviews
 from tests.test_reliability import _interrupt_at, _one_error_line, _patch_scorer, _score

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
 from harness.runs import load_run
 from tasks import Task, TaskError, get_task, include_file, list_tasks, register_task
+from tenser.cli import main
 
 
 def _zeroshot(name: str = "tmp_task", **fields: object) -> Task:

@@ -1,7 +1,7 @@
 """The `tenser` command line. User errors print one line and exit with code 2.
 
 Subcommands: `tasks`, `run`, `finetune`, `compare`, `report`, `gate`, `plan`, `bench`, `demo`. Their bodies
-live in `harness.commands`; this module declares the flags and runs the chosen command.
+live in `tenser.commands`; this module declares the flags and runs the chosen command.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import os
 import sys
 from typing import Any
 
-from harness import commands
 from harness.errors import UserError
+from tenser import commands
 
 EXIT_USER_ERROR = 2
 
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     fmt = argparse.ArgumentDefaultsHelpFormatter
 
-    p = sub.add_parser("tasks", help="list registered tasks", formatter_class=fmt)
+    p = sub.add_parser("tasks", help="list registered tasks and task families", formatter_class=fmt)
     p.add_argument("--include", action="append", default=[], metavar="FILE")
     p.set_defaults(func=commands.cmd_tasks)
 

@@ -1,7 +1,7 @@
 """The bodies of the `tenser` subcommands: each takes parsed arguments and returns an exit
-code. `harness.cli` builds the parser and turns user errors into one line and exit code 2.
-This is the composition root: it may import `reports` and `demo`, lazily, so scoring never
-pulls in seaborn or gradio.
+code. `tenser.cli` builds the parser and turns user errors into one line and exit code 2.
+Part of the composition root (the `tenser` package), so it may import `reports` and `demo`;
+it does so lazily, so scoring never pulls in seaborn or gradio.
 """
 
 from __future__ import annotations
@@ -56,12 +56,16 @@ def finetune_config(args: argparse.Namespace, limit: int | None) -> Any:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from tasks import include_file, list_tasks
+    """The registered tasks, then the families (what compare/bench/demo --task take) with their members."""
+    from tasks import include_file, list_families, list_tasks
 
     for path in args.include:
         include_file(path)
     for task in list_tasks():
-        print(f"{task.name:<24} {task.kind:<11} {task.dataset:<24} {task.description}")
+        print(f"{task.name:<24} {task.kind:<11} {task.dataset or '(--data)':<24} {task.description}")
+    print("\nfamilies (tenser compare/bench/demo --task NAME):")
+    for family in list_families():
+        print(f"{family.name:<24} zeroshot {family.zeroshot}, classifier {family.classifier}")
     return 0
 
 
@@ -138,10 +142,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Score the pretrained model zero-shot, fine-tune (unless given), score again, report."""
     from harness import api, distributed
     from harness.evaluation import Options
+    from reports import render_report
 
     family = prepare_family(args)
-    done = api.compare(args.model, family, out=args.out, finetuned=args.finetuned, data=args.data,
-                       limit=args.limit, train_limit=args.train_limit, overrides=_overrides(args.overrides),
+    done = api.compare(args.model, family, out=args.out, render=render_report, finetuned=args.finetuned,
+                       data=args.data, limit=args.limit, train_limit=args.train_limit, overrides=_overrides(args.overrides),
                        training=finetune_config(args, args.train_limit), title=args.title, yes=args.yes,
                        **dataclasses.asdict(Options.from_args(args)))
     if not distributed.world().main:
@@ -174,7 +179,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     """`tenser compare` on the embedded model and IMDB sample; prints the command it runs."""
     import shlex
 
-    from harness.cli import build_parser
+    from tenser.cli import build_parser
 
     argv = ["compare", *QUICKSTART, "--out", args.out, *(["--overwrite"] if args.overwrite else [])]
     print(f"running: tenser {shlex.join(argv)}", file=sys.stderr, flush=True)

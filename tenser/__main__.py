@@ -1,0 +1,5 @@
+"""`python -m tenser` is the `tenser` command."""
+
+from tenser.cli import main
+
+raise SystemExit(main())
