@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness import distributed
+from harness import compare_state, distributed
 from harness.checkpoints import checkpoint_kind
 from harness.errors import UserError, renamed_flags
 from harness.evaluation import Options, score_model, settings_suffix
@@ -94,9 +94,6 @@ def compare(model: str, task: str | Task | Family = "imdb", *, out: str | Path, 
             yes: bool = False, render: Render | None = None, **options: Any) -> Comparison:
     """The before/after job for a task family: score `model` zero-shot, fine-tune it (unless
     `finetuned` is given), score the checkpoint; with `render`, write OUT/report.html."""
-    from harness import runs
-    from harness import training as train
-
     opts = Options.of(options)
     family = task if isinstance(task, Family) else get_family(task.name if isinstance(task, Task) else task)
     cfg = dataclasses.replace(training or FinetuneConfig(seed=opts.seed, device=opts.device), limit=train_limit)
@@ -104,28 +101,75 @@ def compare(model: str, task: str | Task | Family = "imdb", *, out: str | Path, 
     train_task = family.task("classifier" if cfg.objective == "classifier" else "zeroshot", **(overrides or {}))
     out = Path(out)
     w = distributed.init()
-    distributed.on_main(lambda: runs.prepare_run_dir(out, overwrite=opts.overwrite))
-    opts = dataclasses.replace(opts, overwrite=True)  # sub-folders of a fresh --out
-    if finetuned is None:  # the plan and a time estimate before anything runs
-        from harness.data import load_examples
-
-        test, _ = load_examples(zeroshot, data=data, split=opts.split, limit=limit, seed=opts.seed)
-        with renamed_flags(COMPARE_TRAIN_FLAGS):
-            train.preflight(model, train_task, cfg, train_data=opts.train_data, n_score=2 * len(test), yes=yes,
-                            allow_pickle=opts.allow_pickle)
-    (before,) = score_model([zeroshot], model, out / "runs", data=data, limit=limit, opts=opts,
-                            names=[f"pretrained__{zeroshot.name}"])
-    if finetuned is None:
-        with renamed_flags(COMPARE_TRAIN_FLAGS):
-            finetuned = str(train.finetune(model, train_task, out / "finetuned", cfg, train_data=opts.train_data,
-                                           allow_pickle=opts.allow_pickle, estimate=False))
-        distributed.barrier()  # rank 0 has written the checkpoint
-    kind = checkpoint_kind(finetuned)
-    after_task = family.task("classifier" if kind == "classifier" else "zeroshot", **(overrides or {}))
-    (after,) = score_model([after_task], finetuned, out / "runs", data=data, limit=limit, opts=opts,
-                           names=[f"finetuned__{after_task.name}"])
-    page = Path(render([before, after], out / "report.html", title=title)) if render and w.main else None
+    with compare_state.locked(out):  # a second compare into OUT stops here
+        state = _open_compare(model, zeroshot, train_task, cfg, out, finetuned=finetuned, data=data, limit=limit,
+                              opts=opts, yes=yes)
+        opts = dataclasses.replace(opts, overwrite=not state.resumed)  # a resumed compare keeps its run folders
+        before = _scored(state, [zeroshot], model, f"pretrained__{zeroshot.name}", data=data, limit=limit, opts=opts)
+        if finetuned is None:
+            state.mark("fine-tuning")
+            finetuned = _finetuned(model, train_task, cfg, state, opts)
+        kind = checkpoint_kind(finetuned)
+        after_task = family.task("classifier" if kind == "classifier" else "zeroshot", **(overrides or {}))
+        state.mark("fine-tuned scoring")
+        after = _scored(state, [after_task], finetuned, f"finetuned__{after_task.name}", data=data, limit=limit,
+                        opts=opts)
+        state.mark("the report")
+        page = Path(render([before, after], out / "report.html", title=title)) if render and w.main else None
+        state.mark("done")
     return Comparison(_opened(before), _opened(after), Path(finetuned), page)
+
+
+def _open_compare(model: str, zeroshot: Task, train_task: Task, cfg: FinetuneConfig, out: Path, *,
+                  finetuned: str | None, data: str | None, limit: int | None, opts: Options,
+                  yes: bool) -> compare_state.CompareFolder:
+    """OUT opened fresh (after the plan and time estimate) or resumed; its settings recorded in compare.json."""
+    from harness import training
+    from harness.data import load_examples
+
+    test, info = load_examples(zeroshot, data=data, split=opts.split, limit=limit, seed=opts.seed)
+    train_content = None
+    if finetuned is None or opts.train_data:
+        with renamed_flags(COMPARE_TRAIN_FLAGS):
+            train_content = load_examples(train_task, data=opts.train_data, split=train_task.train_split)[1].fingerprint
+    scoring = {"data": data, "split": opts.split, "limit": limit, "seed": opts.seed, "dtype": opts.dtype,
+               "train_data": opts.train_data, "select_on": opts.select_on, "val_limit": opts.val_limit}
+    key = compare_state.settings(model, finetuned=finetuned, task=zeroshot.to_dict(), scoring=scoring,
+                                 training=cfg if finetuned is None else None,
+                                 fingerprints=(info.fingerprint, train_content))
+    state = distributed.on_main(lambda: compare_state.open_folder(out, key, overwrite=opts.overwrite))
+    if finetuned is None and not state.resumed:  # the plan and a time estimate before anything runs
+        with renamed_flags(COMPARE_TRAIN_FLAGS):
+            training.preflight(model, train_task, cfg, train_data=opts.train_data, n_score=2 * len(test), yes=yes,
+                               allow_pickle=opts.allow_pickle)
+    state.mark("pretrained scoring")
+    return state
+
+
+def _scored(state: compare_state.CompareFolder, tasks: list[Task], model: str, name: str, *, data: str | None,
+            limit: int | None, opts: Options) -> Path:
+    """The run folder OUT/runs/NAME: reused when a resumed compare finished it, else scored (or resumed)."""
+    done = distributed.on_main(lambda: state.finished_run(state.out / "runs" / name))
+    if done is not None:
+        return done
+    (run_dir,) = score_model(tasks, model, state.out / "runs", data=data, limit=limit, opts=opts, names=[name])
+    return run_dir
+
+
+def _finetuned(model: str, task: Task, cfg: FinetuneConfig, state: compare_state.CompareFolder,
+               opts: Options) -> str:
+    """OUT/finetuned: a finished fine-tune reused, an interrupted one resumed, else trained afresh."""
+    from harness import training
+
+    output = state.out / "finetuned"
+    step = distributed.on_main(lambda: state.finetune_step(output))
+    if step == "reuse":
+        return str(output)
+    with renamed_flags(COMPARE_TRAIN_FLAGS):
+        training.finetune(model, task, output, cfg, train_data=opts.train_data, allow_pickle=opts.allow_pickle,
+                          estimate=False, overwrite=step == "fresh", resume=step == "resume")
+    distributed.barrier()  # rank 0 has written the checkpoint
+    return str(output)
 
 
 def _opened(run_dir: Path) -> Run:

@@ -136,6 +136,8 @@ def interrupted_message(exc: KeyboardInterrupt, command: str, output: str | None
     from harness.train_data import CHECKPOINTS
 
     run_dir = getattr(exc, "run_dir", None)
+    if command in ("compare", "quickstart"):
+        return "what it finished (run folders, the fine-tune's epoch checkpoints) is kept; rerun the same command to continue"
     if run_dir is None and command == "finetune" and output:
         return (f"the Trainer checkpoints saved so far (one per epoch) are kept in {Path(output) / CHECKPOINTS}; "
                 f"continue with the same command plus --resume")

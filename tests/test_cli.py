@@ -188,6 +188,22 @@ def test_settings_and_models_keep_run_folders_apart(tmp_path, gpt2_dir, data_csv
     assert results["runtime"]["batch_plan"] == {"max_examples": 3, "max_tokens": None}  # what was used
 
 
+def test_same_named_models_keep_their_own_results_with_overwrite(tmp_path, gpt2_dir, llama_dir, data_csv, capsys):
+    """Issue 16, item 3: --model a/tiny --model b/tiny --overwrite once replaced the first model's results."""
+    import shutil
+
+    models = [str(shutil.copytree(d, tmp_path / name / "tiny")) for d, name in ((gpt2_dir, "a"), (llama_dir, "b"))]
+    argv = ["run", "--model", models[0], "--model", models[1], "--data", str(data_csv), "--out", str(tmp_path / "o")]
+    for extra in ([], ["--overwrite"]):
+        code, out, err = _run([*argv, *extra], capsys)
+        assert code == 0, err
+        folders = out.split()
+        assert folders == [str(tmp_path / "o" / "imdb_zeroshot__a-tiny"), str(tmp_path / "o" / "imdb_zeroshot__b-tiny")]
+        scored = [load_run(f) for f in folders]
+        assert [r["model"]["name_or_path"] for r, _ in scored] == models
+        assert [p["probs"] for p in scored[0][1]] != [p["probs"] for p in scored[1][1]]  # each model's own scores
+
+
 def test_model_slug():
     assert model_slug("gpt2") == "gpt2"
     assert model_slug("openai-community/gpt2-medium") == "gpt2-medium"
