@@ -1,0 +1,147 @@
+"""README claims checked against the code: every `Task` field has a row in the field table,
+every module has a line in "Layout", the task-file examples register (and stay within 15
+lines), the local-data example finds its files, and the run-folder names shown are the ones
+`settings_suffix` gives."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tasks import Task, get_family, get_task, include_file
+from tasks import families as families_module
+from tasks import files as files_module
+from tasks import registry as registry_module
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def section(title: str) -> str:
+    """The text of the `## title` section, up to the next `## ` heading."""
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", README, re.S | re.M)
+    assert match, f"README has no '## {title}' section"
+    return match.group(1)
+
+
+def blocks(text: str, lang: str) -> list[str]:
+    return re.findall(rf"^```{lang}\n(.*?)^```", text, re.S | re.M)
+
+
+@pytest.fixture
+def clean_registry() -> Iterator[None]:
+    """Register README examples without leaving them behind for other tests."""
+    saved = [(d, dict(d)) for d in (registry_module._REGISTRY, families_module._FAMILIES, files_module._INCLUDED)]
+    yield
+    for live, copy in saved:
+        live.clear()
+        live.update(copy)
+
+
+def test_every_task_field_has_a_row_in_the_field_table():
+    table = section("Adding a task")
+    rows = set(re.findall(r"^\| `(\w+)` \|", table, re.M))
+    fields = [f.name for f in dataclasses.fields(Task)]
+    assert [f for f in fields if f not in rows] == [], "add these Task fields to README's field table"
+
+
+def shown(default: object) -> str:
+    """A default as the field table writes it: TOML-style booleans, double-quoted strings."""
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, str):
+        return json.dumps(default)
+    if isinstance(default, tuple):
+        return "(" + ", ".join(json.dumps(x) for x in default) + ")"
+    return str(default)
+
+
+def test_field_table_defaults_match_the_code():
+    table = section("Adding a task")
+    for field in dataclasses.fields(Task):
+        (row,) = re.findall(rf"^\| `{field.name}` \|.*$", table, re.M)
+        required, default = [c.strip() for c in row.strip("|").split("|")][1:3]
+        if field.default is dataclasses.MISSING:
+            assert (required, default) == ("yes", ""), row
+        else:
+            assert default.strip("`") == shown(field.default), f"{field.name}: README {default}, code {field.default!r}"
+
+
+def test_every_module_has_a_line_in_layout():
+    layout = section("Layout")
+    missing = [str(p.relative_to(ROOT)) for pkg in ("tasks", "harness", "reports", "demo", "tenser")
+               for p in sorted((ROOT / pkg).glob("*.py")) if f"`{p.relative_to(ROOT)}`" not in layout]
+    assert missing == [], "add a line per module to README's Layout section"
+
+
+def test_task_file_examples_register_the_same_family(tmp_path, clean_registry):
+    text = section("Adding a task")
+    examples = [(b, ".toml") for b in blocks(text, "toml")] + [(b, ".json") for b in blocks(text, "json")] + \
+               [(b, ".py") for b in blocks(text, "python") if "register_family(" in b]
+    assert len(examples) >= 4  # TOML, JSON, Python, local-data TOML
+    seen = []
+    for i, (body, suffix) in enumerate(examples):
+        assert len(body.splitlines()) <= 15, f"README example {i} is over 15 lines"
+        for name in ("sst2", "sst2_zeroshot", "sst2_classifier"):  # each example registers the same names
+            registry_module._REGISTRY.pop(name, None)
+            families_module._FAMILIES.pop(name, None)
+        path = tmp_path / f"example{i}{suffix}"
+        path.write_text(body)
+        names = sorted(t.name for t in include_file(path))
+        assert names == ["sst2_classifier", "sst2_zeroshot"], body
+        family = get_family("sst2")
+        zs, clf = get_task(family.zeroshot), get_task(family.classifier)
+        assert zs.prompt == "Sentence: {text}\nSentiment:" and clf.kind == "classifier" and clf.prompt == ""
+        assert (zs.split, zs.text_column, zs.labels) == ("validation", "sentence", ("negative", "positive"))
+        seen.append(dataclasses.replace(zs, dataset="", description=""))
+    assert all(t == seen[0] for t in seen), "the README's SST-2 examples should describe the same task"
+
+
+def test_local_data_example_finds_its_files(tmp_path, clean_registry):
+    from harness.data import load_examples
+
+    (local,) = [b for b in blocks(section("Adding a task"), "toml") if "./data/sst2" in b]
+    data = tmp_path / "data" / "sst2"
+    data.mkdir(parents=True)
+    (data / "train.csv").write_text("sentence,label\na delight,1\na mess,0\ngood fun,1\nso dull,0\n")
+    (data / "validation.csv").write_text("sentence,label\nlovely,1\nawful,0\n")
+    (tmp_path / "sst2_local.toml").write_text(local)
+    include_file(tmp_path / "sst2_local.toml")
+    family = get_family("sst2")
+    test, _ = load_examples(get_task(family.zeroshot))
+    train, _ = load_examples(get_task(family.classifier), split="train")
+    assert [e.text for e in test] == ["lovely", "awful"] and len(train) == 4
+
+
+def test_run_folder_names_shown_are_the_real_ones():
+    from harness.evaluation import model_slugs, settings_suffix
+
+    text = section("Reading a run folder")
+    for overrides in ({"calibration": "contextual"}, {"max_tokens": "32", "truncation_side": "right"},
+                      {"prompt": "Text: {text}\\nVerdict:"}):
+        name = f"imdb_zeroshot{settings_suffix(get_task('imdb_zeroshot', **overrides))}__gpt2"
+        assert f"`{name}`" in text, name
+    assert [f"imdb_zeroshot__{s}" for s in model_slugs(["a/tiny", "b/tiny"])] == \
+        ["imdb_zeroshot__a-tiny", "imdb_zeroshot__b-tiny"]
+    assert "`imdb_zeroshot__a-tiny` and `imdb_zeroshot__b-tiny`" in text
+
+
+def test_python_api_section_names_what_exists():
+    import tenser
+    from harness.api import Comparison
+
+    text = section("Python API")
+    for name in ("evaluate", "finetune", "compare", "report", "Run"):
+        assert hasattr(tenser, name) and f"{name}(" in text or f"`{name}`" in text, name
+    for field in dataclasses.fields(Comparison):
+        assert f"`{field.name}`" in text, f"README's Python API should name Comparison.{field.name}"
+
+
+def test_no_stale_entry_points():
+    assert "python -m harness " not in README.replace("`python -m harness` says", "")
+    assert "harness.cli" not in README and "Field reference:" not in README
