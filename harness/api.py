@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness import compare_state, distributed
+from harness import compare_state, distributed, model_card
 from harness.checkpoints import checkpoint_kind
 from harness.errors import UserError, renamed_flags
 from harness.evaluation import Options, score_model, settings_suffix
@@ -116,6 +116,8 @@ def compare(model: str, task: str | Task | Family = "imdb", *, out: str | Path, 
                         opts=opts)
         state.mark("the report")
         page = Path(render([before, after], out / "report.html", title=title)) if render and w.main else None
+        if w.main:  # the checkpoint's card gets the test split and the change (comparison.json, with the report)
+            model_card.add_test_results(Path(finetuned), after, before, out / "comparison.json")
         state.mark("done")
     return Comparison(_opened(before), _opened(after), Path(finetuned), page)
 

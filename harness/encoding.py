@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from harness import chat
 from harness.errors import UserError
 from tasks import Task
 
@@ -46,7 +47,17 @@ class Encoder:
         self.template = task.prompt if task.kind == "zeroshot" else "{text}"
         self.max_tokens = max_tokens - reserve  # `reserve` keeps room for appended label tokens
         self.prefix, self.suffix = self.template.split("{text}")
-        fixed = len(self.tokenizer(self.prefix + self.suffix, split_special_tokens=True)["input_ids"])
+        # A chat template (harness.chat) adds a head and a tail holding its special tokens, tokenized apart
+        # with them recognised; the tokenizer's own BOS is not added again (the template writes it).
+        self.head: list[int] = []
+        self.tail: list[int] = []
+        self.chat: chat.Rendered | None = None
+        if task.kind == "zeroshot" and task.chat_template:
+            self.chat = chat.render(task, tokenizer)
+            self.template, self.prefix, self.suffix = self.chat.text, self.chat.prefix, self.chat.suffix
+            self.head, self.tail = (tokenizer(part, add_special_tokens=False)["input_ids"] if part else []
+                                    for part in (self.chat.head, self.chat.tail))
+        fixed = len(self.head) + len(self.tail) + len(self._tokenize([self.prefix + self.suffix])["input_ids"][0])
         if fixed + 1 > self.max_tokens:
             raise UserError(
                 f"task {task.name!r}: the prompt alone takes {fixed} tokens of the {self.max_tokens} allowed; "
@@ -55,7 +66,14 @@ class Encoder:
 
     def render(self, text: str) -> str:
         """The full prompt string for `text` (before any truncation)."""
+        if self.chat is not None:
+            return self.chat.head + self.prefix + text + self.suffix + self.chat.tail
         return self.prefix + text + self.suffix
+
+    def _tokenize(self, texts: list[str], **kw: Any) -> Any:
+        """The prompt's plain-text part: special-token strings stay text (with a template, no BOS added)."""
+        extra = {"add_special_tokens": False} if self.chat is not None else {}
+        return self.tokenizer(texts, split_special_tokens=True, **extra, **kw)
 
     def encode(self, text: str) -> Encoded:
         """Token ids for `text` in the prompt, cut inside the review when too long."""
@@ -66,8 +84,7 @@ class Encoder:
         out: list[Encoded] = []
         for start in range(0, len(texts), chunk):
             cut = [self._precut(t) for t in texts[start : start + chunk]]
-            enc = self.tokenizer([self.render(t) for t, _ in cut], return_offsets_mapping=True,
-                                 split_special_tokens=True)
+            enc = self._tokenize([self.prefix + t + self.suffix for t, _ in cut], return_offsets_mapping=True)
             out += [self._fit(t, ids, offsets, was_cut) for (t, was_cut), ids, offsets
                     in zip(cut, enc["input_ids"], enc["offset_mapping"])]
         return out
@@ -84,9 +101,9 @@ class Encoder:
 
     def _fit(self, text: str, ids: list[int], offsets: list[tuple[int, int]], was_cut: bool) -> Encoded:
         """Drop tokens from inside the review until the prompt fits."""
-        excess = len(ids) - self.max_tokens
+        excess = len(ids) + len(self.head) + len(self.tail) - self.max_tokens
         if excess <= 0:
-            return Encoded(list(ids), was_cut)
+            return Encoded(self.head + list(ids) + self.tail, was_cut)
         start, end = len(self.prefix), len(self.prefix) + len(text)
         # A token belongs to the review if it lies within it. One that also holds prompt text
         # (BPE merges the prompt's trailing space into the review's first word) is kept.
@@ -98,7 +115,7 @@ class Encoder:
             kept = ids[:first] + ids[first + excess : last] + ids[last:]
         else:
             kept = ids[:first] + ids[first : last - excess] + ids[last:]
-        return Encoded(list(kept), True)
+        return Encoded(self.head + list(kept) + self.tail, True)
 
     def decode(self, encoded: Encoded) -> str:
         """The exact text the model sees for `encoded` (after truncation)."""
@@ -108,7 +125,7 @@ class Encoder:
 def label_token_ids(task: Task, tokenizer: Any) -> list[list[int]]:
     """Token ids of each label word; a word that tokenizes to nothing is a user error."""
     out = []
-    for label, word in zip(task.labels, task.label_words):
+    for label, word in zip(task.labels, chat.label_words(task)):
         ids = tokenizer(word, add_special_tokens=False)["input_ids"]
         if not ids:
             raise UserError(f"task {task.name!r}: label word {word!r} for {label!r} tokenizes to nothing; pick another")

@@ -39,7 +39,7 @@ def with_demonstrations(task: Task, demos: list[Example], tokenizer: object, max
     if not demos:
         return task
     budget = max_tokens // 2 // len(demos)
-    blocks = []
+    blocks, turns = [], []
     for demo in demos:
         fixed = len(tokenizer(task.prompt.replace("{text}", "") + task.label_words[demo.label])["input_ids"])  # type: ignore[operator]
         room = budget - fixed
@@ -52,4 +52,7 @@ def with_demonstrations(task: Task, demos: list[Example], tokenizer: object, max
         ids = ids[-room:] if task.truncation_side == "left" else ids[:room]
         text = tokenizer.decode(ids).replace("{text}", "{ text}")  # type: ignore[attr-defined]
         blocks.append(task.prompt.replace("{text}", text) + task.label_words[demo.label] + "\n\n")
+        turns.append((task.prompt.replace("{text}", text), task.label_words[demo.label]))
+    if task.chat_template and task.fewshot_as_multiturn:  # each demonstration a user turn and its answer
+        return dataclasses.replace(task, chat_turns=tuple(turns))
     return dataclasses.replace(task, prompt="".join(blocks) + task.prompt)

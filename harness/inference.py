@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from harness import precision
-from harness.encoding import Encoded, Encoder
+from harness.encoding import Encoded, Encoder, label_token_ids
 from harness.errors import UserError
 from harness.models import LoadedModel
 from harness.scorers import Scorer, build_scorer
@@ -42,7 +42,7 @@ def make_encoder(task: Task, loaded: LoadedModel) -> Encoder:
     limit = min(task.max_tokens or loaded.context_length, loaded.context_length)
     reserve = 0
     if task.kind == "zeroshot":
-        reserve = max(len(loaded.tokenizer(w, add_special_tokens=False)["input_ids"]) for w in task.label_words) - 1
+        reserve = max(len(ids) for ids in label_token_ids(task, loaded.tokenizer)) - 1
     return Encoder(task, loaded.tokenizer, limit, reserve=reserve)
 
 

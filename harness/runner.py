@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import harness
-from harness import calibration, collect, distributed, inference, runs
+from harness import calibration, chat, collect, distributed, extra_metrics, inference, runs
 from harness.cache import ScoreCache
 from harness.data import DataInfo, Example
 from harness.encoding import Encoder
@@ -50,6 +50,7 @@ def evaluate(
     to results.json (e.g. few-shot demonstrations, prompt selection).
     """
     w = distributed.world()
+    modules = extra_metrics.load_all(task)  # before scoring: a module that cannot load fails at once
     encoder = inference.make_encoder(task, loaded)
     shift, calibration_info = calibration.for_task(task, loaded, batch_size=batch_size)
     collector = collect.Collector(task, encoder, shift=shift, cache=cache, predict=lambda enc, on_batch: inference.predict(
@@ -57,6 +58,8 @@ def evaluate(
     records = collect.collect(collector, examples, run_dir, key=key)
     if calibration_info is not None:
         extra = {**(extra or {}), "calibration": calibration_info}
+    if modules and w.main:  # from the records alone, as every other metric
+        extra = {**(extra or {}), "extra_metrics": extra_metrics.compute(task, modules, records or [])}
     used = collector.plan or inference.plan_batches(batch_size, loaded.device)
     runtime = {**runtime_info(loaded, batch_size), "batch_plan": {"max_examples": used.max_examples,
                                                                   "max_tokens": used.max_tokens},
@@ -110,6 +113,8 @@ def scoring_info(task: Task, loaded: LoadedModel, encoder: Encoder) -> dict[str,
     info: dict[str, Any] = {"method": scorer.method, "max_tokens": encoder.max_tokens}
     if isinstance(scorer, ZeroShotScorer):
         info["label_tokens"] = dict(zip(task.labels, scorer.label_ids))
+    if encoder.chat is not None:  # the exact prompt the model reads, template included
+        info["chat_template"] = chat.record(task, encoder.chat)
     return info
 
 

@@ -43,6 +43,12 @@ class FinetuneConfig:
     # final norm and the classification head: the body below runs without gradients, so a step
     # costs little more than a forward pass, which is what makes fine-tuning fit a CPU.
     train_layers: int | None = None
+    # LoRA (harness.lora): None trains the weights themselves. r > 0 trains rank-r adapters on the
+    # attention projections instead (`lora_targets`, default per architecture), merged into the saved weights.
+    lora_r: int | None = None
+    lora_alpha: int = 16  # the adapters' update is scaled by alpha / r
+    lora_dropout: float = 0.05
+    lora_targets: tuple[str, ...] = ()  # () = the architecture's attention projections
 
     def check(self) -> None:
         """Raise UserError for values no training run can use."""
@@ -58,6 +64,10 @@ class FinetuneConfig:
             (self.objective in ("classifier", "prompt"), f"--objective {self.objective!r}: classifier or prompt"),
             (self.train_layers is None or self.train_layers >= 0,
              f"--train-layers {self.train_layers}: give 0 (the head only) or more"),
+            (self.lora_r is None or self.lora_r >= 1, f"--lora-r {self.lora_r}: give a rank of 1 or more, e.g. 8"),
+            (0 <= self.lora_dropout < 1, f"--lora-dropout {self.lora_dropout}: must be in [0, 1)"),
+            (self.lora_r is None or self.train_layers is None,
+             f"--lora-r {self.lora_r} with --train-layers {self.train_layers}: both choose what trains; pass one"),
         ]
         for ok, message in checks:
             if not ok:

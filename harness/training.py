@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness import distributed, estimate, runs, train_folder
+from harness import distributed, estimate, lora, model_card, runs, train_folder
 from harness.data import Example, load_examples
 from harness.errors import UserError
 from harness.metrics import compute_metrics
@@ -67,6 +67,9 @@ def load_trainable(name: str, task: Task, cfg: FinetuneConfig, *, allow_pickle: 
                         f"pass --max-length {limit} or less")
     if cfg.train_layers is not None:
         freeze_lower_layers(model, cfg.train_layers, name, keep_head=cfg.objective == "classifier")
+    if cfg.lora_r is not None:
+        model = lora.wrap(model, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
+                          target_modules=cfg.lora_targets, name=name, classifier=cfg.objective == "classifier")
     return tokenizer, model
 
 
@@ -118,7 +121,7 @@ def _validation_metrics(task: Task, tokenizer: Any, net: Any, val: list[Example]
     gold = np.array([e.label for e in val])
 
     def metrics(_: Any) -> dict[str, float]:
-        loaded = LoadedModel(net, tokenizer, next(net.parameters()).device, torch.float32,
+        loaded = LoadedModel(lora.unwrapped(net), tokenizer, next(net.parameters()).device, torch.float32,
                              {"context_length": context_length(net.config)})
         was_training = net.training
         net.eval()
@@ -262,15 +265,20 @@ def finetune(
 def _save(trainer: Any, tokenizer: Any, output: Path, log: dict[str, Any]) -> None:
     """The best model, its tokenizer and training_log.json; checkpoints removed. Every rank calls it,
     rank 0 writes."""
-    trainer.save_model(str(output))  # the Trainer writes on the main process only
+    if not lora.is_peft(trainer.model):
+        trainer.save_model(str(output))  # the Trainer writes on the main process only
     distributed.barrier()  # every rank has loaded the best checkpoint before rank 0 removes them
     if not trainer.is_world_process_zero():
         return
+    if lora.is_peft(trainer.model):  # adapters folded in: the folder loads like any other checkpoint
+        lora.merged(trainer.model).save_pretrained(str(output))
     tokenizer.save_pretrained(str(output))
     (output / "training_args.bin").unlink(missing_ok=True)  # a pickle; training_log.json holds the settings
     runs.write_atomic(output / TRAINING_LOG, json.dumps(log, indent=2) + "\n")
     shutil.rmtree(output / CHECKPOINTS, ignore_errors=True)
-    print(f"best epoch {log['best_epoch']} (val_loss {log['best_val_loss']:.4f}); saved to {output}", file=sys.stderr)
+    model_card.write_card(output)
+    print(f"best epoch {log['best_epoch']} (val_loss {log['best_val_loss']:.4f}); saved to {output} with a model "
+          f"card (README.md); to publish it: {model_card.upload_command(output)}", file=sys.stderr)
 
 
 def training_log(trainer: Any, cfg: FinetuneConfig, model: str, task: Task, data: dict[str, Any], n_train: int,
@@ -284,11 +292,12 @@ def training_log(trainer: Any, cfg: FinetuneConfig, model: str, task: Task, data
     ]
     best = min(epochs, key=lambda e: e["val_loss"])
     return {
-        "base_model": model, "task": task.name, "objective": cfg.objective,
+        "base_model": model, "task": task.name, "dataset": task.dataset, "objective": cfg.objective,
         **({"base_weights_note": note} if (note := base_weights_note(model)) else {}),
         "hyperparameters": asdict(cfg),
         "parameters": {"total": sum(p.numel() for p in trainer.model.parameters()),
                        "trainable": trainable_parameters(trainer.model)},
+        **({"lora": lora.describe(trainer.model)} if lora.is_peft(trainer.model) else {}),
         "data": {**data["data"], "n_train": n_train, "n_val": n_val, "val_fraction": cfg.val_fraction},
         "train_loss": [{"step": h["step"], "epoch": h["epoch"], "loss": h["loss"]} for h in history if "loss" in h],
         "epochs": epochs,

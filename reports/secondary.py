@@ -37,7 +37,18 @@ def rows(runs: list[Run]) -> list[dict[str, Any]]:
         cells = [{"value": fmt.num(r.metrics.get(key)), "ci": fmt.interval((r.metrics.get("ci95") or {}).get(key))}
                  for r in runs]
         out.append({"key": key, "name": name, "cells": cells})
-    return out
+    return out + extra_rows(runs)
+
+
+def extra_rows(runs: list[Run]) -> list[dict[str, Any]]:
+    """One row per number an `evaluate` module recorded (results.json `extra_metrics`), no interval."""
+    seen: dict[tuple[str, str], None] = {}
+    for r in runs:
+        for module, values in (r.results.get("extra_metrics") or {}).items():
+            seen.update({(module, k): None for k, v in values.items() if isinstance(v, (int, float))})
+    return [{"key": f"{module}:{k}", "name": f"{k} (evaluate: {module})",
+             "cells": [{"value": fmt.num(((r.results.get("extra_metrics") or {}).get(module) or {}).get(k)),
+                        "ci": fmt.interval(None)} for r in runs]} for module, k in seen]
 
 
 def averaging(runs: list[Run]) -> str:

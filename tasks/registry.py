@@ -60,6 +60,15 @@ class Task:
     shots: int = 0  # labelled demonstrations from the train split put before each input
     # Other prompts to measure sensitivity: each is (template, one label word per label).
     variants: tuple[tuple[str, ...], ...] = ()
+    # zeroshot only: the prompt goes as a user turn through the tokenizer's chat template and the label
+    # word is scored as the start of the assistant's answer (harness.chat), for instruct models.
+    chat_template: bool = False
+    system_prompt: str = ""  # with chat_template: a system message before the user turn ("" = none)
+    fewshot_as_multiturn: bool = False  # with chat_template and shots: demonstrations as user/assistant turns
+    chat_turns: tuple[tuple[str, ...], ...] = ()  # (user, answer) turns; filled by few-shot, not by hand
+    # Extra metrics as Hugging Face `evaluate` modules (a Hub id or a local module folder), computed from
+    # the recorded predictions (harness.extra_metrics). Tenser's own metrics stay scikit-learn's.
+    metrics: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_task(self)
@@ -86,6 +95,9 @@ def check_task(task: Task) -> None:
         raise TaskError(f"{where}: calibration {task.calibration!r} is not one of {', '.join(CALIBRATIONS)}")
     if task.shots < 0:
         raise TaskError(f"{where}: shots must be 0 or more, got {task.shots}")
+    if (task.system_prompt or task.fewshot_as_multiturn) and not task.chat_template:
+        needs = "system_prompt" if task.system_prompt else "fewshot_as_multiturn"
+        raise TaskError(f"{where}: {needs} applies with chat_template=true only; set -T chat_template=true or drop it")
     if task.kind == "zeroshot":
         _check_prompt(task, where)
         for i, variant in enumerate(task.variants):
@@ -100,7 +112,8 @@ def check_task(task: Task) -> None:
 def _zeroshot_fields_set(task: Task) -> list[str]:
     """The zeroshot-only fields `task` sets: a classifier would ignore them while results.json records them."""
     given = {"prompt": task.prompt, "label_words": task.label_words, "domain_prompt": task.domain_prompt,
-             "calibration": task.calibration != "none", "shots": task.shots, "variants": task.variants}
+             "calibration": task.calibration != "none", "shots": task.shots, "variants": task.variants,
+             "chat_template": task.chat_template}
     return [name for name, value in given.items() if value]
 
 
@@ -179,6 +192,10 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     args = typing.get_args(hint)
     if value.lower() in ("none", "null") and type(None) in args:
         return None
+    if hint is bool:
+        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise TaskError(f"-T {key}={value!r}: expected true or false")
+        return value.lower() in ("true", "1", "yes")
     if hint is int or int in args:
         try:
             return int(value)

@@ -232,6 +232,13 @@ def add_train_flags(p: argparse.ArgumentParser, *, limit: bool = True) -> None:
     g.add_argument("--train-layers", type=int, default=d.train_layers, metavar="K",
                    help="train only the top K transformer blocks, the final norm and the head (default: all "
                         "weights); K=2 makes a 135M model trainable on a CPU in minutes")
+    g.add_argument("--lora-r", type=int, default=d.lora_r, metavar="R",
+                   help="train rank-R LoRA adapters (peft) instead of the weights; merged into the saved checkpoint")
+    g.add_argument("--lora-alpha", type=int, default=d.lora_alpha, help="LoRA scale: updates are scaled by alpha/R")
+    g.add_argument("--lora-dropout", type=float, default=d.lora_dropout, help="dropout on the LoRA inputs")
+    g.add_argument("--lora-targets", default=",".join(d.lora_targets), metavar="NAMES",
+                   help="comma-separated module names to adapt (default: the attention projections, GPT-2 "
+                        "c_attn,c_proj; Llama q_proj,k_proj,v_proj,o_proj)")
     size_flag = "--batch-size" if limit else "--train-batch-size"
     g.add_argument(size_flag, dest="train_batch_size", type=int, default=d.batch_size,
                    help="training batch size per device")

@@ -52,6 +52,8 @@ def finetune_config(args: argparse.Namespace, limit: int | None) -> Any:
         warmup_ratio=args.warmup_ratio, max_length=args.max_length, val_fraction=args.val_fraction,
         patience=args.patience, seed=args.seed, limit=limit, objective=args.objective, device=args.device,
         train_layers=args.train_layers,
+        lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
+        lora_targets=tuple(t.strip() for t in args.lora_targets.split(",") if t.strip()),
     )
 
 
