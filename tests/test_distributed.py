@@ -82,7 +82,7 @@ def test_two_process_finetune_writes_one_checkpoint_from_rank_0(tmp_path: Path, 
     assert proc.stderr.count("best epoch 1") == 1 and proc.stderr.count("epoch 1: val_loss=") == 1
     log = json.loads((out / "training_log.json").read_text())
     assert log["processes"] == 2 and log["data"]["n_train"] + log["data"]["n_val"] == 40
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "tokenizer.json",
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors", "tokenizer.json",
                                                      "tokenizer_config.json", "training_log.json"]
     from harness.models import load_model
 
