@@ -80,6 +80,18 @@ def typical(features: Sequence[dict[str, Any]], n: int) -> list[dict[str, Any]]:
     return list(ranked[start : start + n])
 
 
+def mean_over_median(features: Sequence[dict[str, Any]]) -> float:
+    """Mean input length over the median's (the warm-up times median-length inputs).
+
+    >>> mean_over_median([{"input_ids": [0] * n} for n in (10, 10, 40)])
+    2.0
+    """
+    lengths = sorted(len(f["input_ids"]) for f in features)
+    if not lengths or not lengths[len(lengths) // 2]:
+        return 1.0
+    return sum(lengths) / len(lengths) / lengths[len(lengths) // 2]
+
+
 def _median(times: list[float]) -> float:
     return sorted(times)[len(times) // 2] if times else 0.0
 
@@ -107,16 +119,16 @@ def report(plan: Plan, step_s: float, score_s: float, *, yes: bool, what: str = 
            hint: str = "--limit N") -> float:
     """Print the plan and the estimate on stderr; refuse a long CPU job without `yes`. Returns seconds."""
     train_s = plan.steps * step_s
-    val_s = plan.epochs * plan.n_val * score_s
+    val_s = 2 * plan.epochs * plan.n_val * score_s  # each epoch: the Trainer's eval_loss pass, then Tenser's scoring
     total = train_s + val_s + plan.n_score * score_s
     share = f"{plan.trainable / max(plan.total, 1):.1%}"
     lines = [
-        f"plan: {what} on {plan.device}: {plan.n_train} training examples x {plan.epochs} epoch(s) = {plan.steps} "
-        f"steps of {plan.batch_size}, {plan.n_val} validation examples per epoch; {plan.trainable:,} of "
+        f"plan: {what} on {plan.device}: {plan.n_train:,} training examples x {plan.epochs} epoch(s) = {plan.steps:,} "
+        f"steps of {plan.batch_size}, {plan.n_val:,} validation examples per epoch; {plan.trainable:,} of "
         f"{plan.total:,} parameters trained ({share})",
         f"estimate: {duration(total)} ({step_s:.2f} s per training step, {score_s:.2f} s per scored example, "
-        f"measured on this device just now"
-        + (f"; {plan.n_score} examples scored before and after" if plan.n_score else "") + ")",
+        f"measured on this device just now at the median input length, scaled to the mean"
+        + (f"; {plan.n_score:,} examples scored before and after" if plan.n_score else "") + ")",
     ]
     print("\n".join(lines), file=sys.stderr, flush=True)
     if plan.device.startswith("cpu") and total > CPU_LIMIT_S and not yes:

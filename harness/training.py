@@ -6,6 +6,7 @@ train/validation carve, encoding, collation) lives in `harness.train_data`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import shutil
@@ -196,6 +197,9 @@ def warm_up_estimate(net: Any, tokenizer: Any, train_set: Any, val_set: Any, cfg
     step_s = estimate.time_train_step(net, [batch] * (estimate.WARMUP_STEPS + 1), device)
     inputs = [f["input_ids"] for f in estimate.typical(val_set.features, 3)]
     score_s = estimate.time_forward(net, inputs, device)
+    # Timed at the median length; the work is about linear in tokens and reviews skew long, so scale to the mean.
+    step_s *= estimate.mean_over_median(train_set.features)
+    score_s *= estimate.mean_over_median(val_set.features)
     total = sum(p.numel() for p in net.parameters())
     plan = estimate.Plan(device=f"{device.type} ({_hardware(device)})", n_train=len(train_set), n_val=len(val_set),
                          epochs=cfg.epochs, batch_size=cfg.batch_size, trainable=trainable_parameters(net),
@@ -217,7 +221,7 @@ def preflight(model: str, task: Task, cfg: FinetuneConfig, *, train_data: str | 
     device = resolve_device(cfg.device)
     _, _, _, tokenizer, net, train_set, val_set = _prepare(model, task, cfg, train_data, allow_pickle)
     return warm_up_estimate(net, tokenizer, train_set, val_set, cfg, device, yes=yes, n_score=n_score,
-                            what="compare", hint="--limit N, --train-limit N")
+                            what="compare", hint="--limit N")  # shown as --train-limit: compare renames the flag
 
 
 @train_folder.holds_lock  # a second fine-tune into the same --output stops instead of deleting this one's
@@ -255,7 +259,8 @@ def finetune(
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience), _epoch_printer(), *callbacks],
     )
     t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=True if resume else None)
+    with contextlib.redirect_stdout(sys.stderr):  # the Trainer logs dicts with print; stdout carries the result
+        trainer.train(resume_from_checkpoint=True if resume else None)
     wall = time.perf_counter() - t0
     _save(trainer, tokenizer, output, training_log(trainer, cfg, model, task, info.to_dict(), len(train), len(val),
                                                     wall, device))

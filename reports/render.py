@@ -125,15 +125,18 @@ def task_cards(runs: list[Run]) -> list[dict[str, Any]]:
     cards: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
     for run in runs:
         task = run.results["task"]
-        key = (str(task.get("dataset") or run.results.get("data", {}).get("source", "")), run.labels)
-        card = cards.setdefault(key, {"name": _family_name([str(task.get("name", "task"))]), "names": [],
-                                      "description": str(task.get("description") or ""), "labels": list(run.labels),
-                                      "dataset": key[0] or "given with --data", "split": task.get("split"),
-                                      "kinds": []})
+        data = run.results.get("data") or {}
+        # What was scored (e.g. embedded:imdb or a local file), else the task's declared dataset.
+        key = (str(data.get("source") or task.get("dataset") or ""), run.labels)
+        card = cards.setdefault(key, {"name": "", "names": [], "description": str(task.get("description") or ""),
+                                      "labels": list(run.labels), "dataset": key[0] or "given with --data",
+                                      "split": data.get("split") or task.get("split"), "kind_list": []})
         card["names"].append(str(task.get("name", "task")))
         card["name"] = _family_name(card["names"])
         kind = "zero-shot prompt" if task.get("kind") == "zeroshot" else "classifier head"
-        card["kinds"] = ", ".join(dict.fromkeys([*filter(None, str(card["kinds"]).split(", ")), kind]))
+        if kind not in card["kind_list"]:
+            card["kind_list"].append(kind)
+        card["kinds"] = ", ".join(card["kind_list"])
     return list(cards.values())
 
 

@@ -172,8 +172,8 @@ def demo_command(pretrained: str, finetuned: str, task: str = "imdb") -> str:
 # The quickstart: the whole before/after job on what the package carries (no Hub, no GPU), sized for a
 # 2-core CPU. Settings chosen on a validation split carved from IMDB train (README, "Quickstart").
 QUICKSTART = ["--model", "embedded:smollm2", "--data", "embedded:imdb", "--train-data", "embedded:imdb",
-              "--limit", "200", "--train-limit", "600", "--epochs", "1", "--max-length", "256",
-              "--train-layers", "2", "--lr", "1e-4", "-T", "max_tokens=256",
+              "--limit", "200", "--train-limit", "1000", "--objective", "prompt", "--epochs", "1",
+              "--max-length", "256", "--train-layers", "2", "--lr", "1e-4", "-T", "max_tokens=256",
               "--title", "SmolLM2-135M-Instruct on IMDB: zero-shot vs fine-tuned (Tenser quickstart)"]
 
 

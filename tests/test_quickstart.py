@@ -106,12 +106,14 @@ def test_finetune_prints_its_plan_and_estimate(tmp_path: Path, gpt2_dir: Path,
     code = main(["finetune", "--model", str(gpt2_dir), "--output", str(tmp_path / "ckpt"), "--data", str(train),
                  "--epochs", "2", "--batch-size", "8", "--max-length", "64", "--device", "cpu"])
     assert code == 0
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(tmp_path / "ckpt")  # stdout is the result alone; the Trainer's logs go to stderr
+    err = captured.err
     plan = re.search(r"plan: fine-tune on cpu .*: 36 training examples x 2 epoch\(s\) = 10 steps of 8, "
                      r"4 validation examples per epoch; ([\d,]+) of ([\d,]+) parameters trained", err)
     assert plan, err[:2000]
     assert plan.group(1) == plan.group(2)  # every weight trains without --train-layers
-    assert re.search(r"estimate: \d+ s \([\d.]+ s per training step, [\d.]+ s per scored example", err)
+    assert re.search(r"estimate: \d+ s \([\d.]+ s per training step, [\d.]+ s per scored example, measured on this device", err)
     assert err.index("plan:") < err.index("epoch 1:")  # before training starts
 
 
@@ -134,7 +136,7 @@ def test_estimate_report_text_and_guard() -> None:
     assert plan.steps == 3 * 2813
     with pytest.raises(UserError, match=r"about \d+ h \d+ min on the CPU; pass --yes"):
         estimate.report(plan, 9.0, 0.3, yes=False)
-    assert estimate.report(plan, 9.0, 0.3, yes=True) == pytest.approx(3 * 2813 * 9.0 + 3 * 2500 * 0.3 + 50000 * 0.3)
+    assert estimate.report(plan, 9.0, 0.3, yes=True) == pytest.approx(3 * 2813 * 9.0 + 2 * 3 * 2500 * 0.3 + 50000 * 0.3)
     gpu = estimate.Plan(**{**plan.__dict__, "device": "cuda (NVIDIA H200)"})
     assert estimate.report(gpu, 9.0, 0.3, yes=False) > estimate.CPU_LIMIT_S  # no guard off the CPU
 
@@ -162,6 +164,9 @@ def test_quickstart_runs_compare_on_the_bundled_data(tmp_path: Path, gpt2_dir: P
     assert log["hyperparameters"]["train_layers"] == 2 and log["data"]["source"] == "embedded:imdb"
     html = (out / "report.html").read_text()
     assert "SmolLM2-135M-Instruct on IMDB" in html  # the quickstart's title
+    # The task card names the data that was scored; prompt-tuning scores before and after with the same prompt.
+    assert '<span class="mono">embedded:imdb</span> (split test) · scored as: zero-shot prompt</p>' in html
+    assert log["objective"] == "prompt"
 
 
 def test_a_missing_browser_skips_with_the_fix_except_where_ci_requires_it(monkeypatch: pytest.MonkeyPatch,
