@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -59,8 +60,11 @@ def test_embedded_imdb_loads_each_split_and_samples_stratified() -> None:
 
 def test_wheel_carries_the_sample_and_the_templates(tmp_path: Path) -> None:
     """A newcomer installs a wheel, not an editable checkout: the data and templates must be in it."""
+    # Build from a clean copy: an in-tree build/ folder keeps stale modules that would land in the wheel.
+    source = shutil.copytree(ROOT, tmp_path / "src", ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", "__pycache__", ".venv", ".tox", "runs", ".*_cache"))
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                           "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
+                           "-w", str(tmp_path), str(source)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     wheel = next(tmp_path.glob("tenser-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -69,6 +73,9 @@ def test_wheel_carries_the_sample_and_the_templates(tmp_path: Path) -> None:
                  "harness/embedded.py"):
         assert name in names, f"{name} missing from {wheel.name}"
     assert not any(n.startswith("tests/") for n in names)
+    modules = {n for n in names if n.endswith(".py")}
+    assert modules == {str(p.relative_to(ROOT)) for d in ("harness", "tasks", "reports", "demo", "tenser")
+                       for p in (ROOT / d).rglob("*.py")}  # exactly the source tree: nothing stale, nothing missing
 
 
 def _blocks(state: dict[str, torch.Tensor], i: int) -> dict[str, torch.Tensor]:
