@@ -100,8 +100,9 @@ def open_folder(out: Path, current: dict[str, Any], *, overwrite: bool) -> Compa
     recorded = _recorded(out)
     if recorded is not None and not overwrite:
         _check(out, recorded["settings"], current)
-        print(f"resuming the compare in {out} (it stopped during {recorded.get('phase', '?')}); pass --overwrite "
-              f"to start again", file=sys.stderr)
+        phase = recorded.get("phase", "?")
+        state = "it finished; reusing its results" if phase == "done" else f"it stopped during {phase}"
+        print(f"resuming the compare in {out} ({state}); pass --overwrite to start again", file=sys.stderr)
         return CompareFolder(out, current, resumed=True)
     if overwrite and out.is_dir():
         (out / STATE).unlink(missing_ok=True)

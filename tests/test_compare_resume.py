@@ -169,7 +169,8 @@ def test_a_finished_compare_is_reused_and_other_settings_are_refused(tmp_path, g
     calls = _spy_finetune(monkeypatch)
     assert main(_args(gpt2_dir, data, out)) == 0
     assert calls == [] and (out / "report.html").is_file()
-    assert "reusing the finished run" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "reusing the finished run" in err and "(it finished; reusing its results)" in err
     for extra, named in [(["--lr", "2e-3"], "--lr differs (0.001 then, 0.002 now)"),
                          (["--train-limit", "30"], "--train-limit differs (null then, 30 now)"),
                          (["--limit", "12"], "--limit differs"),
