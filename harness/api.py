@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness import compare_state, distributed, model_card
+from harness import compare_state, distributed, model_card, noise_check
 from harness.checkpoints import checkpoint_kind
 from harness.errors import UserError, renamed_flags
 from harness.evaluation import Options, score_model, settings_suffix
@@ -38,7 +38,8 @@ COMPARE_TRAIN_FLAGS = {"--data": "--train-data", "--limit": "--train-limit", "--
 class Render(Protocol):
     """Writes one HTML page from run folders, the baseline first (`reports.render_report` is one)."""
 
-    def __call__(self, run_dirs: list[str | Path], out: Path, *, title: str | None = None) -> str | Path: ...
+    def __call__(self, run_dirs: list[str | Path], out: Path, *, title: str | None = None,
+                 noise: Path | None = None) -> str | Path: ...
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,14 @@ def finetune(model: str, task: str | Task = "imdb_classifier", *, output: str | 
 def compare(model: str, task: str | Task | Family = "imdb", *, out: str | Path, finetuned: str | None = None,
             data: str | None = None, limit: int | None = None, train_limit: int | None = None,
             overrides: dict[str, str] | None = None, training: FinetuneConfig | None = None, title: str | None = None,
-            yes: bool = False, render: Render | None = None, **options: Any) -> Comparison:
+            yes: bool = False, render: Render | None = None, noise_examples: int = noise_check.DEFAULT_EXAMPLES,
+            **options: Any) -> Comparison:
     """The before/after job for a task family: score `model` zero-shot, fine-tune it (unless
-    `finetuned` is given), score the checkpoint; with `render`, write OUT/report.html."""
+    `finetuned` is given), score the checkpoint, measure the noise floor on `noise_examples` of the
+    test examples (OUT/noise.json, `harness.noise_check`; 0 = off); with `render`, write OUT/report.html."""
     opts = Options.of(options)
+    if not isinstance(noise_examples, int) or noise_examples < 0:
+        raise UserError(f"--noise-examples {noise_examples!r}: give 0 (off) or a positive number of examples")
     family = task if isinstance(task, Family) else get_family(task.name if isinstance(task, Task) else task)
     cfg = dataclasses.replace(training or FinetuneConfig(seed=opts.seed, device=opts.device), limit=train_limit)
     zeroshot = family.task("zeroshot", **(overrides or {}))
@@ -114,8 +119,13 @@ def compare(model: str, task: str | Task | Family = "imdb", *, out: str | Path, 
         state.mark("fine-tuned scoring")
         after = _scored(state, [after_task], finetuned, f"finetuned__{after_task.name}", data=data, limit=limit,
                         opts=opts)
+        state.mark("the noise floor")
+        noise = distributed.on_main(lambda: noise_check.measure(
+            out, [(before, model), (after, str(finetuned))], data=data, split=opts.split, limit=limit, seed=opts.seed,
+            n=noise_examples, device=opts.device, allow_pickle=opts.allow_pickle))
         state.mark("the report")
-        page = Path(render([before, after], out / "report.html", title=title)) if render and w.main else None
+        page = Path(render([before, after], out / "report.html", title=title, noise=noise)) if render and w.main \
+            else None
         if w.main:  # the checkpoint's card gets the test split and the change (comparison.json, with the report)
             model_card.add_test_results(Path(finetuned), after, before, out / "comparison.json")
         state.mark("done")

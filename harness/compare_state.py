@@ -4,7 +4,8 @@ A fresh compare records its settings (models, task, data fingerprints, sample, t
 hyperparameters; not the device or batch size) and its phase in `OUT/compare.json`. Re-running
 the same command after a crash resumes: finished run folders are reused, an unfinished one resumes
 by its job key (`harness.jobs`), a finished fine-tune is reused, an interrupted one continues from
-its last Trainer checkpoint (`harness.train_folder`), and the report is rendered again. A folder
+its last Trainer checkpoint (`harness.train_folder`), a finished noise floor (OUT/noise.json,
+`harness.noise_check`) is reused while its runs are, and the report is rendered again. A folder
 recorded under other settings is refused, naming the first that differs, unless `--overwrite`.
 The whole compare holds OUT's lock, so a second compare into it stops with one line.
 """

@@ -36,7 +36,7 @@ def record(comp: Comparison, floors: dict[str, NoiseFloor]) -> dict[str, Any]:
     d = paired_difference(comp.base.correct, comp.other_pred == comp.base.gold)
     mde = minimum_detectable_effect(d.n, d.discordance)
     need = required_n(d.mean, d.discordance)
-    firsts = [floor_for(str(r.results["task"].get("name")), floors) for r in (comp.base, comp.other)]
+    firsts = [floor_for(str(r.results["task"].get("name")), floors, Path(r.path).name) for r in (comp.base, comp.other)]
     floor = change_floor(firsts[0], firsts[1])
     return {**head, "n": d.n, "accuracy": {"before": d.first, "after": d.second},
             "difference": {"mean": d.mean, "se": d.se, "ci95": [d.low, d.high]},
@@ -45,8 +45,7 @@ def record(comp: Comparison, floors: dict[str, NoiseFloor]) -> dict[str, Any]:
             "power": {"alpha": ALPHA, "power": POWER, "method": FORMULA, "mde": mde,
                       "detectable": None if mde is None else abs(d.mean) >= mde, "n_needed_for_observed": need},
             "noise": {"floor": floor, "within_noise": within_noise(d.mean, floor),
-                      "sources": [None if f is None else {"task": f.task, "share": f.share, "n": f.n,
-                                                           "setting": f.setting} for f in firsts]}}
+                      "sources": [None if f is None else f.record() for f in firsts]}}
 
 
 def _who(run: Any) -> dict[str, str]:

@@ -19,7 +19,7 @@ from harness.runs import write_atomic
 from reports import charts, example_tables, paired, prompts, recalibration, secondary, sections
 from reports.comparison import compare, findings, headline_rows
 from reports.manifest import manifest
-from reports.noise import NoiseFloor, load_noise
+from reports.noise import NoiseFloor, describe, load_noise
 from reports.sources import Run, load_runs
 from reports.stats import EXACT_BELOW
 
@@ -38,7 +38,8 @@ def render_report(
 ) -> Path:
     """Render run folders into one self-contained HTML file at `out` and return its path.
 
-    `noise` is a bench.json whose agreement check sets the noise floor of every change; the
+    `noise` is a bench.json whose agreement check sets the noise floor of every change, or the noise.json
+    a compare measured (`reports.noise`); the
     paired numbers of each comparison are also written to comparison.json next to the page.
     """
     runs = load_runs(list(run_dirs), baseline)
@@ -93,6 +94,7 @@ def build_context(runs: list[Run], *, title: str | None = None,
         "paired_records": records,
         "paired": paired.rows(records),
         "noise_measured": bool(floors),
+        "noise_note": describe(floors) if floors else "",
         "secondary": secondary.rows(runs),
         "curves_chart": secondary.curves_chart(runs),
         "auc_averaging": f"AUCs: {secondary.averaging(runs)}." if secondary.averaging(runs) else "",

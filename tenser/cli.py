@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-data", help="local training data (default: the task's Hub dataset, train split)")
     p.add_argument("--train-limit", type=int, help="fine-tune on a stratified sample of N training examples")
     p.add_argument("--title", help="report title")
+    p.add_argument("--noise-examples", type=int, default=32, metavar="N",
+                   help="noise floor: re-score N seeded, stratified test examples with each model in float32 at "
+                        "batch size 1 and count the predictions that differ from the run's (OUT/noise.json); 0 = off")
     add_common(p)
     add_train_flags(p, limit=False)
     add_yes(p)

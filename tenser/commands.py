@@ -150,7 +150,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     done = api.compare(args.model, family, out=args.out, render=render_report, finetuned=args.finetuned,
                        data=args.data, limit=args.limit, train_limit=args.train_limit, overrides=_overrides(args.overrides),
                        training=finetune_config(args, args.train_limit), title=args.title, yes=args.yes,
-                       **dataclasses.asdict(Options.from_args(args)))
+                       noise_examples=args.noise_examples, **dataclasses.asdict(Options.from_args(args)))
     if not distributed.world().main:
         return 0
     print(done.pretrained.path)
