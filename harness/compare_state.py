@@ -149,12 +149,5 @@ def _show(value: Any) -> str:
 @contextlib.contextmanager
 def locked(out: Path) -> Iterator[None]:
     """Hold OUT's lock on rank 0 for the whole compare: a second compare into OUT stops with one line."""
-    error: UserError | None = None
-    with contextlib.ExitStack() as stack:
-        if distributed.world().main:
-            try:
-                stack.enter_context(runs.run_lock(out))
-            except UserError as exc:
-                error = exc
-        distributed.check_all(error)
+    with runs.lock_on_main(out):
         yield

@@ -9,7 +9,6 @@ unfinished folder of the same key and resumes it; another job's leftovers are re
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import sys
@@ -66,15 +65,7 @@ def run_job(task: Task, loaded: LoadedModel, examples: list[Example], info: Data
             extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score one job into `run_dir`: fresh, resumed from an unfinished run of the same key, or refused."""
     key = job_key(task, loaded, info)
-    w = distributed.world()
-    error: UserError | None = None
-    with contextlib.ExitStack() as stack:
-        try:  # rank 0 holds the folder's lock for the whole job
-            if w.main:
-                stack.enter_context(runs.run_lock(run_dir))
-        except UserError as exc:
-            error = exc
-        distributed.check_all(error)
+    with runs.lock_on_main(run_dir):  # rank 0 holds the folder's lock for the whole job
         distributed.on_main(lambda: runs.prepare_run_dir(run_dir, overwrite=overwrite, key=key, spec=spec))
         _prepare_other_rank(run_dir, overwrite=overwrite)
         scores = cache.for_run(task, loaded, make_encoder(task, loaded).max_tokens, enabled=use_cache)

@@ -138,6 +138,23 @@ def run_lock(path: Path) -> Iterator[None]:
             (path / LOCK).unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def lock_on_main(path: Path, *, flag: str | None = None) -> Iterator[None]:
+    """`run_lock(path)` held by rank 0 alone; a lock error stops every rank. `flag` renames `--out`
+    in the message for commands whose folder flag is another (`--output`)."""
+    from harness import distributed  # lazy: reports read this module and need no torch.distributed
+
+    error: UserError | None = None
+    with contextlib.ExitStack() as stack:
+        if distributed.world().main:
+            try:
+                stack.enter_context(run_lock(path))
+            except UserError as exc:
+                error = UserError(str(exc).replace("--out", flag)) if flag else exc
+        distributed.check_all(error)
+        yield
+
+
 def read_run_meta(run_dir: Path) -> dict[str, Any]:
     """run.json of an unfinished run folder (for `tenser run --resume`)."""
     path = run_dir / RUN_META

@@ -50,14 +50,7 @@ def holds_lock(fn: Callable[P, R]) -> Callable[P, R]:
 @contextlib.contextmanager
 def _rank0_lock(output: Path) -> Iterator[None]:
     distributed.init()
-    error: UserError | None = None
-    with contextlib.ExitStack() as stack:
-        if distributed.world().main:
-            try:
-                stack.enter_context(runs.run_lock(output))
-            except UserError as exc:
-                error = UserError(str(exc).replace("--out", "--output"))
-        distributed.check_all(error)
+    with runs.lock_on_main(output, flag="--output"):
         yield
 
 

@@ -19,12 +19,8 @@ from harness.training import finetune
 from tasks import get_task
 from tenser.cli import main
 from tests.conftest import write_rows
-from tests.test_finetune import FAST, separable
+from tests.test_finetune import FAST, Interrupt, separable
 from tests.test_reliability import _one_thread  # noqa: F401  (one torch thread)
-
-
-class Interrupt(Exception):
-    pass
 
 
 def _stop_after_first_save() -> Any:
