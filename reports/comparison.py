@@ -1,8 +1,9 @@
 """Comparing each run with the baseline: pairing examples by `id`, the paired tests
-(McNemar on accuracy, bootstrap on macro F1), the headline table rows and the key
-findings written in plain words. Paired statistics need the same set of ids, the same
-labels and the same gold label per id; otherwise `Comparison.reason` says why they were
-not computed and the page shows the runs side by side without tests.
+(McNemar on accuracy, bootstrap on macro F1), the headline table rows (one per headline
+metric of `harness.metric_catalog`) and the key findings written in plain words. Paired
+statistics need the same set of ids, the same labels and the same gold label per id;
+otherwise `Comparison.reason` says why they were not computed and the page shows the runs
+side by side without tests.
 """
 
 from __future__ import annotations

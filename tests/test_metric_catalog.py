@@ -14,11 +14,10 @@ import pytest
 from harness import metric_catalog as catalog
 from harness.errors import UserError
 from harness.metrics import compute_metrics
-from harness.runs import load_run, save_run
 from reports import gate
 from reports.render import build_context
 from reports.sources import load_runs
-from tests.report_fixtures import make_run
+from tests.report_fixtures import make_run, with_real_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,16 +60,8 @@ def test_one_resample_constant() -> None:
 @pytest.fixture
 def runs(tmp_path: Path) -> list[Path]:
     """Two paired calibrated runs whose metrics are the real harness ones (secondary metrics included)."""
-    out = []
-    for i, seed in enumerate((1, 2)):
-        run = make_run(tmp_path / f"r{i}", seed=seed, accuracy=0.75 + 0.05 * i, calibration="contextual")
-        results, predictions = load_run(run)
-        labels = tuple(results["task"]["labels"])
-        gold = np.array([labels.index(p["label"]) for p in predictions])
-        results["metrics"] = compute_metrics(gold, np.array([[p["probs"][x] for x in labels] for p in predictions]),
-                                             labels)
-        out.append(save_run(run, results, predictions))
-    return out
+    return [with_real_metrics(make_run(tmp_path / f"r{i}", seed=i + 1, accuracy=0.75 + 0.05 * i,
+                                       calibration="contextual")) for i in range(2)]
 
 
 def test_report_tables_and_gate_are_the_catalog(runs: list[Path]) -> None:
