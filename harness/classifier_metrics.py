@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
-SAMPLES = 1000
+from harness.metric_catalog import REVIEWER_RESAMPLES
+
 CELL_BUDGET = 2_000_000  # resamples x examples held in memory at once
 
 
-def reviewer_metrics(gold: np.ndarray, probs: np.ndarray, *, seed: int = 0, samples: int = SAMPLES) -> dict[str, Any]:
+def reviewer_metrics(gold: np.ndarray, probs: np.ndarray, *, seed: int = 0, samples: int = REVIEWER_RESAMPLES) -> dict[str, Any]:
     """Point estimates (scikit-learn) and bootstrap 95% intervals, keyed like results.json's metrics."""
     gold, probs = np.asarray(gold, dtype=int), np.asarray(probs, dtype=float)
     point = _point(gold, probs)

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from harness.classifier_metrics import reviewer_metrics
+from harness.metric_catalog import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 
 Z95 = 1.959963984540054
-BOOTSTRAP_SAMPLES = 2000
 
 
 def confusion_matrix(gold: np.ndarray, pred: np.ndarray, n_labels: int) -> np.ndarray:
@@ -60,7 +60,23 @@ def wilson_interval(successes: int, n: int) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def macro_bootstrap(cm: np.ndarray, *, seed: int = 0, samples: int = BOOTSTRAP_SAMPLES) -> dict[str, tuple[float, float]]:
+def macro_f1(cm: np.ndarray) -> np.ndarray:
+    """Macro F1 as 2·TP / (2·TP + FP + FN) per label, of one (K, K) matrix or a stack (..., K, K).
+
+    Equal to the mean of `per_class` F1 up to rounding, and cheaper; the paired bootstrap and the
+    gate use it. A label never seen nor predicted counts 0.
+
+    >>> float(macro_f1(np.array([[1, 1], [0, 1]])))
+    0.6666666666666666
+    """
+    tp = np.diagonal(cm, axis1=-2, axis2=-1).astype(float)
+    denom = cm.sum(axis=-1) + cm.sum(axis=-2)
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return f1.mean(axis=-1)
+
+
+def macro_bootstrap(cm: np.ndarray, *, seed: int = BOOTSTRAP_SEED,
+                    samples: int = BOOTSTRAP_RESAMPLES) -> dict[str, tuple[float, float]]:
     """95% percentile intervals of macro precision, recall and F1 by resampling examples."""
     n = int(cm.sum())
     rng = np.random.default_rng(seed)

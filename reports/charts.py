@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness import metric_catalog as catalog
+from harness.metrics import confusion_matrix
 from reports.sources import Run
-from reports.stats import confusion
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -41,7 +42,6 @@ STYLE: dict[str, Any] = {
     "legend.fontsize": 8,
 }
 MANY = 4  # more runs than this: charts drop per-bar values and long titles that would collide
-METRICS = (("accuracy", "Accuracy"), ("precision_macro", "Precision"), ("recall_macro", "Recall"), ("f1_macro", "F1"))
 
 
 def colour(i: int) -> str:
@@ -72,18 +72,21 @@ def _label(run: Run) -> str:
 
 def metrics_chart(runs: list[Run]) -> str:
     """Grouped bars of the headline metrics with their 95% intervals; loss on its own axis."""
+    bars_of = [m for m in catalog.headline() if m.higher_is_better]  # scores on [0, 1]; loss is unbounded
+    keys = [m.key for m in bars_of]
     with figure(10, 3.4) as fig:
         ax, loss_ax = fig.subplots(1, 2, width_ratios=[4, 1])
         width = 0.8 / len(runs)
         for j, run in enumerate(runs):
-            x = np.arange(len(METRICS)) + (j - (len(runs) - 1) / 2) * width
-            values = [run.metrics[k] for k, _ in METRICS]
+            x = np.arange(len(keys)) + (j - (len(runs) - 1) / 2) * width
+            values = [run.metrics[k] for k in keys]
             bars = ax.bar(x, values, width * 0.92, color=colour(j), label=_label(run),
-                          yerr=_errors(run, [k for k, _ in METRICS]), capsize=2, error_kw={"elinewidth": 0.8})
+                          yerr=_errors(run, keys), capsize=2, error_kw={"elinewidth": 0.8})
             if len(runs) <= MANY:  # narrower bars cannot hold their values
                 ax.bar_label(bars, fmt="%.3f", label_type="center", color="white", fontsize=7, fontweight="bold")
             loss_ax.bar([j], [run.metrics["loss"]], 0.7, color=colour(j), yerr=_errors(run, ["loss"]), capsize=2)
-        ax.set(xticks=range(len(METRICS)), xticklabels=[n for _, n in METRICS], ylim=(0, 1.05), ylabel="score")
+        ax.set(xticks=range(len(keys)), xticklabels=[m.short or m.label for m in bars_of], ylim=(0, 1.05),
+               ylabel="score")
         ax.set_title("Headline metrics (macro averages, 95% CI)", loc="left")
         loss_ax.set(xticks=range(len(runs)), xticklabels=[r.role for r in runs])
         if len(runs) > MANY:
@@ -142,7 +145,7 @@ def _recorded_confusion(run: Run) -> np.ndarray:
     k = len(run.labels)
     if isinstance(recorded, list) and np.shape(recorded) == (k, k):
         return np.array(recorded, dtype=int)
-    return confusion(run.gold, run.pred, k)
+    return confusion_matrix(run.gold, run.pred, k)
 
 
 def reliability_chart(runs: list[Run], calibration: list[dict[str, Any]]) -> str:

@@ -1,8 +1,9 @@
 """Comparing each run with the baseline: pairing examples by `id`, the paired tests
-(McNemar on accuracy, bootstrap on macro F1), the headline table rows and the key
-findings written in plain words. Paired statistics need the same set of ids, the same
-labels and the same gold label per id; otherwise `Comparison.reason` says why they were
-not computed and the page shows the runs side by side without tests.
+(McNemar on accuracy, bootstrap on macro F1), the headline table rows (one per headline
+metric of `harness.metric_catalog`) and the key findings written in plain words. Paired
+statistics need the same set of ids, the same labels and the same gold label per id;
+otherwise `Comparison.reason` says why they were not computed and the page shows the runs
+side by side without tests.
 """
 
 from __future__ import annotations
@@ -13,19 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from harness import metric_catalog as catalog
+from harness.metric_catalog import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from reports import formatting as fmt
-from reports.sources import HEADLINE, Run
+from reports.sources import Run
 from reports.stats import Bootstrap, McNemar, mcnemar, paired_bootstrap_f1
 
 ALPHA = 0.05
-METRIC_NAMES = {
-    "accuracy": "Accuracy",
-    "precision_macro": "Precision (macro)",
-    "recall_macro": "Recall (macro)",
-    "f1_macro": "F1 (macro)",
-    "loss": "Loss",
-}
-LOWER_IS_BETTER = {"loss"}
 NO_CHANGE = {"value": "", "tone": "flat", "test": "", "verdict": "", "significant": None}
 
 
@@ -46,7 +41,7 @@ class Comparison:
         return self.reason is None
 
 
-def compare(base: Run, other: Run, *, resamples: int = 2000, seed: int = 0) -> Comparison:
+def compare(base: Run, other: Run, *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> Comparison:
     """Pair `other` with `base` by id and run the paired tests when the pairing holds."""
     reason = pairing_problem(base, other)
     if reason:
@@ -86,29 +81,28 @@ def pairing_problem(base: Run, other: Run) -> str | None:
 
 def headline_rows(runs: list[Run], comparisons: list[Comparison]) -> list[dict[str, Any]]:
     """Rows of the headline table: one value cell per run, one change cell per comparison."""
-    rows = [_metric_row(key, runs, comparisons) for key in HEADLINE]
+    rows = [_metric_row(m, runs, comparisons) for m in catalog.headline()]
     examples = [{"value": fmt.count(int(r.metrics.get("n", len(r.predictions)))), "ci": ""} for r in runs]
     rows.append({"key": "n", "name": "Examples", "cells": examples, "changes": [dict(NO_CHANGE) for _ in comparisons]})
     return rows
 
 
-def _metric_row(key: str, runs: list[Run], comparisons: list[Comparison]) -> dict[str, Any]:
-    ci95 = [r.metrics.get("ci95", {}).get(key) for r in runs]
-    cells = [{"value": fmt.num(r.metrics[key]), "ci": fmt.interval(ci)} for r, ci in zip(runs, ci95)]
-    return {"key": key, "name": METRIC_NAMES[key], "cells": cells, "changes": [_change(key, c) for c in comparisons]}
+def _metric_row(m: catalog.Metric, runs: list[Run], comparisons: list[Comparison]) -> dict[str, Any]:
+    ci95 = [r.metrics.get("ci95", {}).get(m.key) for r in runs]
+    cells = [{"value": fmt.num(r.metrics[m.key], m.digits), "ci": fmt.interval(ci, m.digits)} for r, ci in zip(runs, ci95)]
+    return {"key": m.key, "name": m.label, "cells": cells, "changes": [_change(m, c) for c in comparisons]}
 
 
-def _change(key: str, comp: Comparison) -> dict[str, Any]:
-    delta = comp.other.metrics[key] - comp.base.metrics[key]
-    better = (delta < 0) if key in LOWER_IS_BETTER else (delta > 0)
-    tone = "flat" if abs(delta) < 5e-4 else ("better" if better else "worse")
+def _change(m: catalog.Metric, comp: Comparison) -> dict[str, Any]:
+    delta = comp.other.metrics[m.key] - comp.base.metrics[m.key]
+    tone = "flat" if abs(delta) < 5e-4 else ("better" if m.better(delta) else "worse")
     # Colour is kept for changes a test calls significant; untested changes stay neutral.
-    cell = {"value": fmt.signed(delta), "tone": "flat", "test": "", "verdict": "", "significant": None}
-    if key not in ("accuracy", "f1_macro"):
+    cell = {"value": fmt.signed(delta, m.digits), "tone": "flat", "test": "", "verdict": "", "significant": None}
+    if m.paired_test is None:
         return cell
     if not comp.paired:
         return {**cell, "test": "not tested: different examples"}
-    significant, test = _accuracy_test(comp) if key == "accuracy" else _f1_test(comp)
+    significant, test = _accuracy_test(comp) if m.paired_test == "mcnemar" else _f1_test(comp)  # macro-F1 bootstrap
     verdict = "significant at 5%" if significant else "not significant at 5%"
     return {**cell, "tone": tone if significant else "flat", "test": test, "verdict": verdict, "significant": significant}
 

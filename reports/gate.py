@@ -15,14 +15,12 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from harness import metric_catalog as catalog
 from harness.errors import UserError
 from harness.runs import write_atomic
 from reports.comparison import compare
 from reports.power import paired_difference
 from reports.sources import load_runs
-
-GATE_METRICS = {"accuracy": "paired normal interval (Miller 2024)",
-                "f1_macro": "paired bootstrap, 2,000 resamples, seed 0"}
 
 
 @dataclass(frozen=True)
@@ -45,10 +43,11 @@ class GateResult:
 
 def check_metric(metric: str) -> None:
     """Refuse a metric the gate cannot test, naming the known ones and the nearest."""
-    if metric not in GATE_METRICS:
-        near = difflib.get_close_matches(metric, list(GATE_METRICS), n=1)
+    known = catalog.gated()
+    if metric not in known:
+        near = difflib.get_close_matches(metric, list(known), n=1)
         hint = f" Did you mean {near[0]!r}?" if near else ""
-        raise UserError(f"--metric {metric!r} is not gated.{hint} Known: {', '.join(GATE_METRICS)}")
+        raise UserError(f"--metric {metric!r} is not gated.{hint} Known: {', '.join(known)}")
 
 
 def gate(before: str | Path, after: str | Path, *, metric: str = "accuracy", margin: float = 0.01) -> GateResult:
@@ -60,14 +59,14 @@ def gate(before: str | Path, after: str | Path, *, metric: str = "accuracy", mar
     comp = compare(base, other)
     if comp.reason is not None or comp.other_pred is None:
         raise UserError(f"cannot gate {after} against {before}: {comp.reason}")
-    if metric == "accuracy":
+    if catalog.get(metric).gate == "paired normal":  # of per-example correctness: accuracy
         diff = paired_difference(base.correct, comp.other_pred == base.gold)
         estimate, low, high = diff.mean, diff.low, diff.high
     else:
         assert comp.bootstrap is not None  # set whenever the comparison is paired
         estimate, low, high = comp.bootstrap.difference, comp.bootstrap.low, comp.bootstrap.high
     return GateResult(metric, str(before), str(after), len(base.gold), float(base.metrics[metric]),
-                      float(other.metrics[metric]), estimate, low, high, margin, low > -margin, GATE_METRICS[metric])
+                      float(other.metrics[metric]), estimate, low, high, margin, low > -margin, catalog.gated()[metric])
 
 
 def summary_line(r: GateResult) -> str:

@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from harness import metric_catalog as catalog
 from harness.errors import UserError
 from harness.runs import PREDICTIONS
 from reports import formatting as fmt
 from reports import prompt_charts
-from reports.comparison import ALPHA, LOWER_IS_BETTER
+from reports.comparison import ALPHA
 from reports.sources import Run
 from reports.stats import McNemar, mcnemar
 
@@ -38,7 +39,6 @@ METHODS = {
         "information), then renormalised.",
     ),
 }
-ROWS = (("accuracy", "Accuracy"), ("f1_macro", "F1 (macro)"), ("loss", "Loss"))
 
 
 def is_calibrated(run: Run) -> bool:
@@ -62,7 +62,7 @@ def section(run: Run, header: dict[str, Any]) -> dict[str, Any]:
         "run": header,
         "name": name,
         "explanation": f"{name} ({cite}): {why}" if cite else f"{name}: {why}",
-        "metrics": [_metric_row(key, label, raw, run.metrics, test) for key, label in ROWS] if raw else [],
+        "metrics": [_metric_row(m, raw, run.metrics, test) for m in catalog.METRICS if m.recalibration] if raw else [],
         "flips": _flips(test, len(run.predictions)),
         "bias": _bias(cal, run.labels),
         "shares": _share_rows(run.labels, shares, _bias_probs(cal)),
@@ -111,16 +111,18 @@ def _recorded(dist: Any, labels: tuple[str, ...]) -> list[float] | None:
     return None
 
 
-def _metric_row(key: str, name: str, raw: dict[str, Any], cal: dict[str, Any], test: McNemar | None) -> dict[str, Any]:
-    cells = [{"value": fmt.num(m[key]), "ci": fmt.interval((m.get("ci95") or {}).get(key))} for m in (raw, cal)]
+def _metric_row(metric: catalog.Metric, raw: dict[str, Any], cal: dict[str, Any], test: McNemar | None) -> dict[str, Any]:
+    key, digits = metric.key, metric.digits
+    cells = [{"value": fmt.num(m[key], digits), "ci": fmt.interval((m.get("ci95") or {}).get(key), digits)}
+             for m in (raw, cal)]
     delta = cal[key] - raw[key]
-    change = {"value": fmt.signed(delta), "tone": "flat", "test": ""}
-    if key == "accuracy" and test is not None:
-        better = delta < 0 if key in LOWER_IS_BETTER else delta > 0
+    change = {"value": fmt.signed(delta, digits), "tone": "flat", "test": ""}
+    if metric.paired_test == "mcnemar" and test is not None:
+        better = metric.better(delta)
         significant = test.p_value < ALPHA and abs(delta) >= 5e-4
         change["test"] = f"McNemar {'exact' if test.method == 'exact' else 'χ²'}, {fmt.p_value(test.p_value)}"
         change["tone"] = ("better" if better else "worse") if significant else "flat"
-    return {"key": key, "name": name, "raw": cells[0], "calibrated": cells[1], "change": change}
+    return {"key": key, "name": metric.label, "raw": cells[0], "calibrated": cells[1], "change": change}
 
 
 def _flips(test: McNemar | None, n: int) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import jinja2
 
 from harness.errors import UserError
+from harness.metric_catalog import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from harness.runs import write_atomic
 from reports import charts, example_tables, paired, prompts, recalibration, secondary, sections
 from reports.comparison import compare, findings, headline_rows
@@ -24,8 +25,6 @@ from reports.sources import Run, load_runs
 from reports.stats import EXACT_BELOW
 
 TEMPLATES = Path(__file__).parent / "templates"
-BOOTSTRAP_RESAMPLES = 2000
-BOOTSTRAP_SEED = 0  # fixed so the same runs always give the same interval
 
 
 def render_report(
@@ -77,7 +76,7 @@ def build_context(runs: list[Run], *, title: str | None = None,
                   floors: dict[str, NoiseFloor] | None = None) -> dict[str, Any]:
     """Everything the template shows, as formatted plain data and base64 charts."""
     base = runs[0]
-    comparisons = [compare(base, r, resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED) for r in runs[1:]]
+    comparisons = [compare(base, r) for r in runs[1:]]
     records = [paired.record(c, floors or {}) for c in comparisons]
     calibration = sections.calibration(runs)
     length = sections.by_length(runs)

@@ -12,31 +12,23 @@ from typing import Any
 
 import numpy as np
 
+from harness import metric_catalog as catalog
 from reports import formatting as fmt
 from reports.charts import colour, encode, figure
 from reports.sources import Run
 
-SECONDARY = (
-    ("mcc", "Matthews correlation"),
-    ("kappa", "Cohen's kappa"),
-    ("balanced_accuracy", "Balanced accuracy"),
-    ("brier", "Brier score (lower is better)"),
-    ("roc_auc", "ROC-AUC"),
-    ("pr_auc", "PR-AUC (average precision)"),
-    ("top2_accuracy", "Top-2 accuracy"),
-)
 GRID = np.linspace(0, 1, 201)
 
 
 def rows(runs: list[Run]) -> list[dict[str, Any]]:
     """One row per secondary metric some run recorded, a value and interval cell per run."""
     out = []
-    for key, name in SECONDARY:
-        if not any(key in r.metrics for r in runs):
+    for m in catalog.secondary():
+        if not any(m.key in r.metrics for r in runs):
             continue
-        cells = [{"value": fmt.num(r.metrics.get(key)), "ci": fmt.interval((r.metrics.get("ci95") or {}).get(key))}
-                 for r in runs]
-        out.append({"key": key, "name": name, "cells": cells})
+        cells = [{"value": fmt.num(r.metrics.get(m.key), m.digits),
+                  "ci": fmt.interval((r.metrics.get("ci95") or {}).get(m.key), m.digits)} for r in runs]
+        out.append({"key": m.key, "name": m.label, "cells": cells})
     return out + extra_rows(runs)
 
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from harness import metric_catalog as catalog
 from harness.errors import UserError
 from harness.runs import PREDICTIONS, RESULTS, load_run
 
-HEADLINE = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "loss")
 PREDICTION_FIELDS = ("id", "label", "pred", "probs")
 # (section, key it must hold, type of that key) for results.json sections only some runs have
 OPTIONAL = (("calibration", "method", str), ("prompt_selection", "chosen", str), ("fewshot", "demonstrations", list))
@@ -127,7 +127,7 @@ def _check_results(results: dict[str, Any], path: Path) -> tuple[str, ...]:
     labels = results["task"].get("labels")
     if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels):
         raise UserError(f"{path}: task.labels must list at least two label names, got {labels!r}")
-    missing = [k for k in HEADLINE if not isinstance(results["metrics"].get(k), (int, float))]
+    missing = [m.key for m in catalog.headline() if not isinstance(results["metrics"].get(m.key), (int, float))]
     if missing:
         raise UserError(f"{path}: metrics lack {', '.join(missing)}; re-run the evaluation")
     _check_optional(results, path)
@@ -142,7 +142,8 @@ def _check_optional(results: dict[str, Any], path: Path) -> None:
             raise UserError(f"{path}: {section} must be an object with {key!r}, got {value!r:.80}; re-run the evaluation")
     raw = results.get("metrics_raw")
     if raw is not None:
-        missing = [k for k in HEADLINE if not isinstance(raw.get(k) if isinstance(raw, dict) else None, (int, float))]
+        missing = [m.key for m in catalog.headline()
+                   if not isinstance(raw.get(m.key) if isinstance(raw, dict) else None, (int, float))]
         if missing:
             raise UserError(f"{path}: metrics_raw lacks {', '.join(missing)}; re-run the evaluation")
 

@@ -1,5 +1,6 @@
-"""Statistics the report computes from recorded predictions: macro F1, McNemar's paired
-test on accuracy, a paired bootstrap interval for the macro-F1 difference, expected
+"""Statistics the report computes from recorded predictions: McNemar's paired test on
+accuracy, a paired bootstrap interval for the macro-F1 difference (macro F1 and the
+confusion matrix come from `harness.metrics`), expected
 calibration error with its reliability bins, and accuracy by review length. Inputs are
 numpy arrays of label indices (gold, predicted), booleans (correct) or floats (confidence,
 the probability of the predicted label); nothing here reads files or knows the task.
@@ -12,6 +13,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+
+from harness.metric_catalog import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
+from harness.metrics import confusion_matrix, macro_f1
 
 EXACT_BELOW = 25  # discordant pairs under this: exact binomial; otherwise chi-square
 LENGTH_EDGES = (128, 256, 512, 1024)  # token-count bucket edges, right-inclusive
@@ -35,36 +39,6 @@ class Bootstrap:
     low: float
     high: float
     resamples: int
-
-
-def confusion(gold: np.ndarray, pred: np.ndarray, n_labels: int) -> np.ndarray:
-    """Counts with rows = gold label, columns = predicted label.
-
-    >>> confusion(np.array([0, 0, 1]), np.array([0, 1, 1]), 2).tolist()
-    [[1, 1], [0, 1]]
-    """
-    return np.bincount(gold * n_labels + pred, minlength=n_labels * n_labels).reshape(n_labels, n_labels)
-
-
-def macro_f1_from_confusion(matrix: np.ndarray) -> np.ndarray:
-    """Macro F1 of one (K, K) matrix or a stack (..., K, K); a label never seen nor predicted counts 0.
-
-    >>> float(macro_f1_from_confusion(np.array([[1, 1], [0, 1]])))
-    0.6666666666666666
-    """
-    tp = np.diagonal(matrix, axis1=-2, axis2=-1).astype(float)
-    denom = matrix.sum(axis=-1) + matrix.sum(axis=-2)
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    return f1.mean(axis=-1)
-
-
-def macro_f1(gold: np.ndarray, pred: np.ndarray, n_labels: int) -> float:
-    """Unweighted mean of per-label F1 over all `n_labels` labels.
-
-    >>> macro_f1(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1]), 2)
-    1.0
-    """
-    return float(macro_f1_from_confusion(confusion(gold, pred, n_labels)))
 
 
 def mcnemar(first_correct: np.ndarray, second_correct: np.ndarray) -> McNemar:
@@ -93,8 +67,8 @@ def paired_bootstrap_f1(
     second: np.ndarray,
     n_labels: int,
     *,
-    resamples: int = 2000,
-    seed: int = 0,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
 ) -> Bootstrap:
     """95% percentile interval of macro F1(second) - macro F1(first), resampling examples in pairs.
 
@@ -109,8 +83,8 @@ def paired_bootstrap_f1(
     cells = np.bincount((gold * k + first) * k + second, minlength=k**3)
     draws = np.random.default_rng(seed).multinomial(len(gold), cells / cells.sum(), size=resamples)
     cube = draws.reshape(resamples, k, k, k)  # (resample, gold, first, second)
-    diffs = macro_f1_from_confusion(cube.sum(axis=2)) - macro_f1_from_confusion(cube.sum(axis=3))
-    observed = macro_f1(gold, second, k) - macro_f1(gold, first, k)
+    diffs = macro_f1(cube.sum(axis=2)) - macro_f1(cube.sum(axis=3))
+    observed = float(macro_f1(confusion_matrix(gold, second, k))) - float(macro_f1(confusion_matrix(gold, first, k)))
     low, high = np.percentile(diffs, [2.5, 97.5])
     return Bootstrap(observed, float(low), float(high), resamples)
 

@@ -11,6 +11,7 @@ import os
 import sys
 from typing import Any
 
+from harness import metric_catalog
 from harness.errors import UserError
 from tenser import commands
 
@@ -201,7 +202,7 @@ def add_stats_commands(sub: Any) -> None:
                        formatter_class=fmt)
     p.add_argument("before", metavar="BEFORE_RUN", help="run folder of the reference (e.g. the released model)")
     p.add_argument("after", metavar="AFTER_RUN", help="run folder of the candidate, scored on the same examples")
-    p.add_argument("--metric", default="accuracy", help="accuracy or f1_macro")
+    p.add_argument("--metric", default="accuracy", help=" or ".join(metric_catalog.gated()))
     p.add_argument("--margin", type=float, default=0.01, help="largest acceptable drop (0.01 = 1 point)")
     p.add_argument("--out", default="gate.json", help="JSON file for the decision")
     p.set_defaults(func=commands.cmd_gate)

@@ -244,3 +244,16 @@ def make_training_log(path: Path, *, epochs: int = 3, steps_per_epoch: int = 40,
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(log), encoding="utf-8")
     return path
+
+
+def with_real_metrics(run_dir: Path) -> Path:
+    """Replace a fixture run's metrics with what `harness.metrics` records (secondary metrics included)."""
+    from harness.metrics import compute_metrics
+    from harness.runs import load_run
+
+    results, predictions = load_run(run_dir)
+    labels = tuple(results["task"]["labels"])
+    gold = np.array([labels.index(p["label"]) for p in predictions])
+    probs = np.array([[p["probs"][x] for x in labels] for p in predictions])
+    results["metrics"] = compute_metrics(gold, probs, labels)
+    return save_run(run_dir, results, predictions)

@@ -5,6 +5,8 @@ on top. Imports are read with `ast`, lazy ones inside functions included."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,13 +40,26 @@ def test_imported_sees_lazy_imports(tmp_path):
     assert ours(src) == {"harness.cli", "reports.render"}
 
 
+# What reports/ may use of harness: the run-folder contract, its errors, and the numpy-only metrics
+# with the metric catalog (so the report shows and tests metrics exactly as the runs computed them).
+REPORTS_MAY_USE = ("harness.runs", "harness.errors", "harness.metrics", "harness.classifier_metrics",
+                   "harness.metric_catalog")
+
+
 @pytest.mark.parametrize("path", modules("reports"), ids=lambda p: p.name)
 def test_reports_read_only_the_run_folder_contract(path):
-    """reports/ knows harness only as the run-folder contract (harness.runs) and its errors."""
-    allowed = {"harness.runs", "harness.errors"}
+    """reports/ knows harness only as the run-folder contract, its errors and the numpy-only metrics."""
     bad = sorted(n for n in ours(path) if n.split(".")[0] != "reports" and
-                 not any(n == a or n.startswith(a + ".") for a in allowed))
-    assert not bad, f"{path.relative_to(ROOT)} imports {bad}; reports/ may use only harness.runs and harness.errors"
+                 not any(n == a or n.startswith(a + ".") for a in REPORTS_MAY_USE))
+    assert not bad, f"{path.relative_to(ROOT)} imports {bad}; reports/ may use only {', '.join(REPORTS_MAY_USE)}"
+
+
+def test_what_reports_may_use_imports_no_torch():
+    """The harness modules reports/ may import load neither torch nor transformers (nor anything else heavy)."""
+    code = (f"import sys; import {', '.join(REPORTS_MAY_USE)}; "
+            "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'sklearn', 'tasks') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.split() == ["[]"], f"importing {REPORTS_MAY_USE} loads {done.stdout.strip()}"
 
 
 @pytest.mark.parametrize("path", modules("harness"), ids=lambda p: p.name)

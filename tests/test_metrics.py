@@ -17,6 +17,7 @@ from harness.metrics import (
     compute_metrics,
     confusion_matrix,
     macro_bootstrap,
+    macro_f1,
     per_class,
     wilson_interval,
 )
@@ -76,6 +77,14 @@ def test_per_class_is_zero_where_undefined():
     pc = per_class(np.array([[3, 0], [2, 0]]))  # class 1 never predicted and never right
     assert pc["precision"].tolist() == [0.6, 0.0] and pc["recall"].tolist() == [1.0, 0.0]
     assert pc["f1"][1] == 0.0 and pc["support"].tolist() == [3, 2]
+
+
+def test_macro_f1_hand_case_and_equal_to_per_class_mean():
+    # gold 0 0 1 1, pred 0 1 1 1: F1(0) = 2*1/(2+1) = 2/3, F1(1) = 2*2/(2+3) = 4/5, macro = 11/15
+    assert float(macro_f1(confusion_matrix(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2))) == pytest.approx(11 / 15)
+    stack = np.random.default_rng(0).multinomial(40, np.full(9, 1 / 9), size=200).reshape(200, 3, 3)
+    stack[0] = [[5, 0, 0], [3, 0, 0], [0, 0, 0]]  # a label never predicted, one never seen nor predicted
+    np.testing.assert_allclose(macro_f1(stack), per_class(stack)["f1"].mean(axis=-1), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize(("k", "n"), [(0, 10), (10, 10), (1, 1), (77, 100), (3, 7), (500, 1000), (999, 1000), (0, 1)])

@@ -145,3 +145,22 @@ def test_python_api_section_names_what_exists():
 def test_no_stale_entry_points():
     assert "python -m harness " not in README.replace("`python -m harness` says", "")
     assert "harness.cli" not in README and "Field reference:" not in README
+
+
+def test_adding_a_metric_example_moves_mcc_into_the_headline(tmp_path, monkeypatch):
+    """The README's catalog row, put in place of MCC's, reaches the headline table and chart, out of the secondary."""
+    from harness import metric_catalog
+    from harness.runs import load_run
+    from reports.render import build_context
+    from reports.sources import load_runs
+    from tests.report_fixtures import make_run, with_real_metrics
+
+    (block,) = blocks(section("Adding a metric"), "python")
+    row = eval(block, {"Metric": metric_catalog.Metric})  # one catalog row, as it would sit in METRICS
+    assert row.key in {m.key for m in metric_catalog.secondary()}
+    monkeypatch.setattr(metric_catalog, "METRICS", tuple(row if m.key == row.key else m for m in metric_catalog.METRICS))
+    runs = [with_real_metrics(make_run(tmp_path / f"r{seed}", seed=seed)) for seed in (1, 2)]  # MCC recorded
+    context = build_context(load_runs(runs))
+    headline = {r["key"]: r for r in context["headline"]}
+    assert headline[row.key]["name"] == row.label and "mcc" not in [r["key"] for r in context["secondary"]]
+    assert headline[row.key]["cells"][0]["value"] == f"{load_run(runs[0])[0]['metrics']['mcc']:.3f}"

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from harness.errors import UserError
+from harness.metrics import confusion_matrix, macro_f1
 from reports import formatting, render_report, stats
 from reports.comparison import compare
 from reports.sources import load_runs
@@ -64,9 +65,8 @@ def test_mcnemar_switches_method_at_25() -> None:
     assert stats.mcnemar(*_pairs(20, 5)).method == "chi2"
 
 
-def test_macro_f1_hand_case() -> None:
-    # gold 0 0 1 1, pred 0 1 1 1: F1(0) = 2*1/(2+1) = 2/3, F1(1) = 2*2/(2+3) = 4/5, macro = 11/15
-    assert stats.macro_f1(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2) == pytest.approx(11 / 15)
+def _f1(gold: np.ndarray, pred: np.ndarray) -> float:
+    return float(macro_f1(confusion_matrix(gold, pred, 2)))
 
 
 def test_bootstrap_identical_runs_give_zero() -> None:
@@ -95,9 +95,9 @@ def test_bootstrap_matches_naive_resampling() -> None:
     naive = []
     for _ in range(2000):
         i = rng.integers(0, 400, 400)
-        naive.append(stats.macro_f1(gold[i], second[i], 2) - stats.macro_f1(gold[i], first[i], 2))
+        naive.append(_f1(gold[i], second[i]) - _f1(gold[i], first[i]))
     low, high = np.percentile(naive, [2.5, 97.5])
-    assert fast.difference == pytest.approx(stats.macro_f1(gold, second, 2) - stats.macro_f1(gold, first, 2))
+    assert fast.difference == pytest.approx(_f1(gold, second) - _f1(gold, first))
     assert fast.low == pytest.approx(low, abs=0.015) and fast.high == pytest.approx(high, abs=0.015)
 
 
