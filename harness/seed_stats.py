@@ -137,7 +137,7 @@ class Verdict:
 
 
 def verdict(*, gains: SeedGains, alpha: float = ALPHA, power: float = POWER) -> Verdict:
-    """One sentence: is the mean gain larger than the seed-to-seed variation, and how many seeds would detect it."""
+    """Plain words: is the mean gain larger than the seed-to-seed variation, and how many seeds would detect it."""
     pts = 100 * gains.mean
     if gains.seed_sd is None:
         return Verdict(f"One seed: a gain of {pts:+.1f} points; the variation between seeds is not measured, so "
@@ -148,22 +148,27 @@ def verdict(*, gains: SeedGains, alpha: float = ALPHA, power: float = POWER) -> 
     lo, hi = 100 * min(gains.gains), 100 * max(gains.gains)
     disagree = lo < 0 < hi and gains.seed_sd >= abs(gains.mean)
     above = abs(gains.mean) > gains.seed_sd
+    what = f"mean gain of {pts:+.1f} points" if pts >= 0 else f"mean loss of {-pts:.1f} points"
     if disagree:
         text = (f"The seeds disagree: per-seed gains run from {lo:+.1f} to {hi:+.1f} points, some seeds gain and some "
-                f"lose, and the seed-to-seed SD ({sd:.1f} points) exceeds the mean gain ({pts:+.1f}).")
+                f"lose, and the seed-to-seed SD ({sd:.1f} points) exceeds the {what}.")
     else:
-        text = (f"The mean gain of {pts:+.1f} points is {'larger' if above else 'not larger'} than the variation "
-                f"between seeds (SD {sd:.1f} points).")
+        text = (f"The {what} is {'larger' if above else 'not larger'} than the variation between seeds "
+                f"(SD {sd:.1f} points).")
+    side = "excludes" if gains.low > 0 or gains.high < 0 else "includes"
+    text += f" The 95% interval for the recipe, {100 * gains.low:+.1f} to {100 * gains.high:+.1f} points, {side} zero."
+    return Verdict(text + _detect(gains, need, alpha, power), disagree, above, need)
+
+
+def _detect(gains: SeedGains, need: int | None, alpha: float, power: float) -> str:
     if gains.mean == 0:
-        text += " There is no mean gain to detect."
-    elif need is None:
-        text += (f" No number of seeds detects {pts:+.1f} points on these {gains.n:,} test examples "
-                 f"(test-sampling SE {100 * gains.test_se:.1f} points): add test examples.")
-    else:
-        enough = "enough" if gains.seeds >= need else "not enough"
-        text += (f" Detecting it at {power:.0%} power (two-sided t, alpha {alpha:g}) takes about {need} seeds; "
-                 f"{gains.seeds} were run, {enough}.")
-    return Verdict(text, disagree, above, need)
+        return " There is no mean change to detect."
+    if need is None:
+        return (f" No number of seeds detects {100 * gains.mean:+.1f} points on these {gains.n:,} test examples "
+                f"(test-sampling SE {100 * gains.test_se:.1f} points): add test examples.")
+    enough = "enough" if gains.seeds >= need else "not enough"
+    return (f" Detecting it at {power:.0%} power (two-sided t, alpha {alpha:g}) takes about {need} seeds; "
+            f"{gains.seeds} were run, {enough}.")
 
 
 @dataclass(frozen=True)

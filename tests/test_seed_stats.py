@@ -149,6 +149,14 @@ def test_verdict_when_test_noise_alone_hides_the_gain() -> None:
     base, tuned = _runs(100, 70, [2, 1, 2])  # +1.7 points on 100 examples
     v = verdict(gains=seed_gains(baseline=base, finetuned=tuned))
     assert v.seeds_needed is None and "add test examples" in v.sentence
+    assert "includes zero" in v.sentence
+
+
+def test_verdict_calls_a_steady_loss_a_loss() -> None:
+    base, tuned = _runs(2000, 1400, [-100, -104, -96])
+    v = verdict(gains=seed_gains(baseline=base, finetuned=tuned))
+    assert v.sentence.startswith("The mean loss of 5.0 points is larger than the variation between seeds")
+    assert not v.disagree and "excludes zero" in v.sentence
 
 
 def test_flips_across_seeds() -> None:
