@@ -215,6 +215,8 @@ def add_stats_commands(sub: Any) -> None:
                    "one run is right (a report's comparison.json gives the observed one)")
     p.add_argument("--alpha", type=float, default=0.05, help="two-sided significance level")
     p.add_argument("--power", type=float, default=0.8, help="power")
+    p.add_argument("--seed-sd", type=float, help="measured seed-to-seed SD of accuracy (0.02 = 2 points): also print "
+                   "the training seeds and test examples --change needs")
     p.set_defaults(func=commands.cmd_plan)
 
 

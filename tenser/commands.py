@@ -118,10 +118,14 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from harness.seed_power import seed_plan_lines
     from reports.power import plan_lines
 
+    seeds = [] if args.seed_sd is None else seed_plan_lines(  # checked before anything prints
+        seed_sd=args.seed_sd, change=args.change, n=args.n, discordance=args.discordance, alpha=args.alpha,
+        power=args.power)
     for line in plan_lines(n=args.n, change=args.change, discordance=args.discordance, alpha=args.alpha,
-                           power=args.power):
+                           power=args.power) + seeds:
         print(line)
     return 0
 
