@@ -78,7 +78,7 @@ def family_fields(config: dict[str, Any], source: str) -> dict[str, Any]:
     delimiter = config.get("target_delimiter", " ")
     if not isinstance(delimiter, str):
         raise TaskError(f"{source}: target_delimiter {delimiter!r} must be a string")
-    entry: dict[str, Any] = {"name": _name(config.get("task"), source) + "_zeroshot", "labels": choices}
+    entry: dict[str, Any] = {"name": _name(config["task"], source) + "_zeroshot", "labels": choices}
     entry.update(_dataset(config, source))
     entry["text_column"] = fields[0]
     if len(fields) == 2:
