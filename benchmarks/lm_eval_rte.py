@@ -3,7 +3,7 @@
 The peer side of issues 21 and 23: it runs INSIDE the lm-eval virtualenv made by
 benchmarks/lm_eval_setup.sh (lm-eval is not a Tenser dependency), with model `hf` on a local
 converted folder (e.g. the embedded SmolLM2 built by ../shared/tools/build_smollm2.py), fp32,
-on CPU. It writes one JSONL line per example (see `write_jsonl`) plus a summary JSON.
+on CPU. It writes one JSONL line per example (see `sample_rows`) plus a summary JSON.
 
     /work/lmeval-venv/bin/python benchmarks/lm_eval_rte.py --model /work/smollm2 \
         --out /work/lmeval-out/rte_0shot [--num_fewshot 5 [--fewshot_idx 3,17,...]] [--limit N]
@@ -76,8 +76,8 @@ def write_fewshot(data: Path, ids: list[int] | None, k: int, out: Path) -> Path:
     return path
 
 
-def run(args: argparse.Namespace) -> dict:
-    """Evaluate and return lm-eval's results dict (with samples)."""
+def run(args: argparse.Namespace, lm: object) -> dict:
+    """Evaluate `lm` and return lm-eval's results dict (with samples)."""
     import yaml
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
@@ -88,16 +88,35 @@ def run(args: argparse.Namespace) -> dict:
     fewshot = write_fewshot(Path(args.data), ids, args.num_fewshot, out) if args.num_fewshot else None
     (out / "task" / f"{TASK}.yaml").write_text(yaml.safe_dump(task_yaml(Path(args.data), fewshot), sort_keys=False))
     manager = TaskManager(include_path=str(out / "task"), include_defaults=False)
-    model_args = {"pretrained": args.model, "dtype": "float32"}
-    return simple_evaluate(model="hf", model_args=model_args, tasks=[TASK], task_manager=manager,
-                           num_fewshot=args.num_fewshot, batch_size=args.batch_size, device="cpu",
+    return simple_evaluate(model=lm, tasks=[TASK], task_manager=manager, num_fewshot=args.num_fewshot,
                            limit=args.limit, log_samples=True, bootstrap_iters=0, random_seed=0)
 
 
-def write_jsonl(samples: list[dict], path: Path) -> float:
-    """One line per example, in data order: idx, label, loglik (per choice, in choice order),
-    pred (argmax index; lm-eval's `acc`), continuations, context (the exact scored prefix).
-    Returns the accuracy."""
+def load_model(args: argparse.Namespace) -> object:
+    """lm-eval's `hf` model on the local folder, fp32 on CPU (what `model="hf"` would build)."""
+    from lm_eval.models.huggingface import HFLM
+
+    return HFLM(pretrained=args.model, dtype="float32", device="cpu", batch_size=args.batch_size)
+
+
+def count_tokens(lm: object, rows: list[dict]) -> dict[str, int]:
+    """Tokens lm-eval's HF model feeds forward: one pass per distinct context + continuation[:-1]
+    (its logits cache shares a pass among one-token continuations), as its `_encode_pair` splits them."""
+    passes: set[tuple[int, ...]] = set()
+    requested = 0
+    for row in rows:
+        for choice in row["choices"]:
+            context, continuation = lm._encode_pair(row["context"], choice)  # type: ignore[attr-defined]
+            passes.add(tuple(context + continuation[:-1]))
+            requested += len(context) + len(continuation)
+        row["n_tokens"] = len(lm._encode_pair(row["context"], row["choices"][0])[0])  # type: ignore[attr-defined]
+    return {"forward_passes": len(passes), "tokens_forwarded": sum(map(len, passes)), "tokens_requested": requested}
+
+
+def sample_rows(samples: list[dict]) -> list[dict]:
+    """One row per example, in data order: idx, doc_id, label, loglik (per choice, in choice order),
+    pred (argmax index; lm-eval's `acc`), choices (the scored continuations), context (the exact
+    scored prefix); `count_tokens` adds n_tokens (the context's tokens)."""
     rows = []
     for s in sorted(samples, key=lambda s: s["doc_id"]):
         logliks = [float(r[0][0]) for r in s["resps"]]
@@ -105,8 +124,7 @@ def write_jsonl(samples: list[dict], path: Path) -> float:
         rows.append({"idx": int(s["doc"]["idx"]), "doc_id": s["doc_id"], "label": int(s["target"]),
                      "loglik": logliks, "pred": pred, "choices": [a[1] for a in s["arguments"]],
                      "context": s["arguments"][0][0]})
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    return sum(r["pred"] == r["label"] for r in rows) / len(rows)
+    return rows
 
 
 def main() -> None:
@@ -122,16 +140,28 @@ def main() -> None:
     batch = args.batch_size if args.batch_size.startswith("auto") else int(args.batch_size)
     args.batch_size = batch
     start = time.perf_counter()
-    results = run(args)
-    wall = time.perf_counter() - start
+    lm = load_model(args)
+    loaded = time.perf_counter()
+    results = run(args, lm)
+    done = time.perf_counter()
     out = Path(args.out)
-    accuracy = write_jsonl(results["samples"][TASK], out / "predictions.jsonl")
+    rows = sample_rows(results["samples"][TASK])
+    tokens = count_tokens(lm, rows)
+    (out / "predictions.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     summary = {"task": TASK, "model": args.model, "num_fewshot": args.num_fewshot, "fewshot_idx": args.fewshot_idx,
-               "batch_size": args.batch_size, "limit": args.limit, "n": len(results["samples"][TASK]),
-               "accuracy": accuracy, "lm_eval_acc": results["results"][TASK].get("acc,none"),
-               "wall_s": round(wall, 2), "versions": _versions()}
+               "batch_size": args.batch_size, "limit": args.limit, "n": len(rows),
+               "accuracy": sum(r["pred"] == r["label"] for r in rows) / len(rows),
+               "lm_eval_acc": results["results"][TASK].get("acc,none"), "load_s": round(loaded - start, 2),
+               "eval_s": round(done - loaded, 2), "wall_s": round(done - start, 2), **tokens,
+               "torch_threads": _threads(), "versions": _versions()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary))
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _versions() -> dict[str, str]:
