@@ -73,8 +73,11 @@ def family_fields(config: dict[str, Any], source: str) -> dict[str, Any]:
     """A zero-shot Tenser task's fields (a [[family]] table) from a merged lm-eval config."""
     _refuse_unsupported(config, source)
     choices = _choices(config.get("doc_to_choice"), source)
-    fields = _fields(config["doc_to_text"], source, "doc_to_text")
-    prompt = _prompt(config["doc_to_text"], fields)
+    template = config["doc_to_text"]
+    if isinstance(template, str) and NAME.fullmatch(template):  # lm-eval reads a bare column name as that column
+        template = "{{" + template + "}}"
+    fields = _fields(template, source, "doc_to_text")
+    prompt = _prompt(template, fields)
     delimiter = config.get("target_delimiter", " ")
     if not isinstance(delimiter, str):
         raise TaskError(f"{source}: target_delimiter {delimiter!r} must be a string")

@@ -121,6 +121,11 @@ def test_template_target_delimiter_test_split_and_include(tmp_path):
     assert entry["prompt"] == "Decide.\n\n{sentence1}\nQuestion: {sentence2} True or False?\nAnswer:"
 
 
+def test_bare_column_name_as_doc_to_text(tmp_path):
+    entry = _family_of(_edited(tmp_path, doc_to_text="sentence2"))
+    assert (entry["prompt"], entry["text_column"]) == ("{text}", "sentence2") and "pair_column" not in entry
+
+
 def test_local_parquet_data_files_become_the_dataset_folder(tmp_path):
     path = _edited(tmp_path, dataset_path="parquet", dataset_name="",
                    dataset_kwargs="{data_files: {train: d/train.parquet, validation: d/validation.parquet}}")
