@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tasks", help="list registered tasks and task families", formatter_class=fmt)
     p.add_argument("--include", action="append", default=[], metavar="FILE")
+    p.add_argument("--from-lm-eval", metavar="YAML", help="print an lm-evaluation-harness task YAML as a Tenser "
+                                                          "task file (TOML) instead of listing tasks")
     p.set_defaults(func=commands.cmd_tasks)
 
     p = sub.add_parser("run", help="score model(s) on a task and write run folders", formatter_class=fmt)

@@ -61,6 +61,11 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     """The registered tasks, then the families (what compare/bench/demo --task take) with their members."""
     from tasks import include_file, list_families, list_tasks
 
+    if getattr(args, "from_lm_eval", None):
+        from tasks.lm_eval import convert_file
+
+        print(convert_file(args.from_lm_eval), end="")
+        return 0
     for path in args.include:
         include_file(path)
     for task in list_tasks():
