@@ -154,8 +154,8 @@ def _score(job: Collector, chosen: list[Example], log: runs.PredictionLog) -> li
             job.precision, job.plan = precision.merge(job.precision, done.precision), done.plan
     except NonFiniteScores as exc:
         ids = ", ".join(misses[i].id for i in exc.positions[:5])
-        raise UserError(f"{exc} (ids: {ids}); they get no prediction. The {len(out)} predictions scored so far "
-                        f"are kept; after fixing, resume with: {runs.resume_command(log.run_dir)}") from None
+        raise exc.extended(f" (ids: {ids}); they get no prediction. The {len(out)} predictions scored so far "
+                           f"are kept; after fixing, resume with: {runs.resume_command(log.run_dir)}") from None
     job.stats.update(cached=len(hits), scored=len(misses), tokens=sum(e.n_tokens for e in encoded), tokenize_s=t1 - t0,
                      score_s=time.perf_counter() - t1)
     return out
