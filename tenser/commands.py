@@ -1,5 +1,6 @@
 """The bodies of the `tenser` subcommands: each takes parsed arguments and returns an exit
-code. `tenser.cli` builds the parser and turns user errors into one line and exit code 2.
+code. `tenser.parser` declares their flags; `tenser.cli` runs them and turns user errors into one line
+and exit code 2.
 Part of the composition root (the `tenser` package), so it may import `reports` and `demo`;
 it does so lazily, so scoring never pulls in seaborn or gradio.
 """
@@ -190,7 +191,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     """`tenser compare` on the embedded model and IMDB sample; prints the command it runs."""
     import shlex
 
-    from tenser.cli import build_parser
+    from tenser.parser import build_parser
 
     argv = ["compare", *QUICKSTART, "--out", args.out, *(["--overwrite"] if args.overwrite else [])]
     print(f"running: tenser {shlex.join(argv)}", file=sys.stderr, flush=True)
