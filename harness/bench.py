@@ -30,9 +30,9 @@ from harness import precision
 from harness.data import Example
 from harness.encoding import Encoded
 from harness.errors import UserError
+from harness.hf_backend import runtime_info
 from harness.inference import make_encoder, predict
 from harness.models import LoadedModel, load_model
-from harness.runner import runtime_info
 from tasks import Task
 
 MAX_DISAGREEMENT = 0.001  # share of examples whose prediction may differ from the reference

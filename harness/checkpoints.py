@@ -12,13 +12,13 @@ from pathlib import Path
 
 from harness.data import hub_endpoint_reachable, hub_offline
 from harness.errors import UserError
-from harness.models import ModelKind
 from tasks import Task
+from tasks.kinds import ModelKind, get_kind
 
 
 def model_kind(task: Task) -> ModelKind:
     """How `load_model` must load a model for `task`."""
-    return "causal_lm" if task.kind == "zeroshot" else "classifier"
+    return get_kind(task.kind).model
 
 
 def checkpoint_kind(name: str, *, strict: bool = True) -> ModelKind:

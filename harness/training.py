@@ -22,6 +22,7 @@ import torch
 from harness import distributed, estimate, lora, model_card, runs, train_folder
 from harness.data import Example, load_examples
 from harness.errors import UserError
+from harness.hf_backend import versions
 from harness.metrics import compute_metrics
 from harness.models import (
     LoadedModel,
@@ -33,7 +34,6 @@ from harness.models import (
     resolve_device,
     weights_kwargs,
 )
-from harness.runner import versions
 from harness.train_data import CHECKPOINTS, TRAINING_LOG, Collator, FinetuneConfig, encode_examples, split_train_val
 from tasks import Task
 
