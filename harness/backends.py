@@ -167,9 +167,14 @@ def load_backend(name: str, kind: Any, **options: Any) -> Backend:
     return _BACKENDS[prefix_of(name)](name, kind, **options)
 
 
+def is_hf(name: str) -> bool:
+    """Whether `name` loads as a Hugging Face model (a Hub id, a folder or `embedded:`)."""
+    return _BACKENDS[prefix_of(name)] is _hf
+
+
 def require_hf(name: str, what: str) -> None:
     """Refuse a model of another backend where only a Hugging Face model will do (fine-tuning, bench)."""
     prefix = prefix_of(name)
-    if _BACKENDS[prefix] is not _hf:
+    if not is_hf(name):
         raise UserError(f"{name}: {what} needs a Hugging Face model (a Hub id, a folder or embedded:), "
                         f"not a {prefix}: backend")
