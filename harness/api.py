@@ -24,12 +24,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness import compare_state, distributed, model_card, noise_check
+from harness.backends import require_hf
 from harness.checkpoints import checkpoint_kind
 from harness.errors import UserError, renamed_params
 from harness.evaluation import Options, score_model, settings_suffix
 from harness.runs import Run
 from harness.train_data import FinetuneConfig
 from tasks import Family, Task, get_family, get_task
+from tasks.kinds import kind_for_model, kind_for_objective
 
 # `compare` names the fine-tuning parameters that `finetune` calls data, limit and batch_size differently.
 COMPARE_TRAIN_PARAMS = {"data": "train_data", "limit": "train_limit", "batch_size": "training.batch_size"}
@@ -104,7 +106,7 @@ def compare(model: str, task: str | Task | Family = "imdb", *, out: str | Path, 
     family = task if isinstance(task, Family) else get_family(task.name if isinstance(task, Task) else task)
     cfg = dataclasses.replace(training or FinetuneConfig(seed=opts.seed, device=opts.device), limit=train_limit)
     zeroshot = family.task("zeroshot", **(overrides or {}))
-    train_task = family.task("classifier" if cfg.objective == "classifier" else "zeroshot", **(overrides or {}))
+    train_task = family.task(kind_for_objective(cfg.objective).name, **(overrides or {}))
     out = Path(out)
     w = distributed.init()
     with compare_state.locked(out):  # a second compare into OUT stops here
@@ -113,10 +115,11 @@ def compare(model: str, task: str | Task | Family = "imdb", *, out: str | Path, 
         opts = dataclasses.replace(opts, overwrite=not state.resumed)  # a resumed compare keeps its run folders
         before = _scored(state, [zeroshot], model, f"pretrained__{zeroshot.name}", data=data, limit=limit, opts=opts)
         if finetuned is None:
+            require_hf(model, "fine-tuning (compare without finetuned=)")
             state.mark("fine-tuning")
             finetuned = _finetuned(model, train_task, cfg, state, opts)
         kind = checkpoint_kind(finetuned)
-        after_task = family.task("classifier" if kind == "classifier" else "zeroshot", **(overrides or {}))
+        after_task = family.task(kind_for_model(kind).name, **(overrides or {}))
         state.mark("fine-tuned scoring")
         after = _scored(state, [after_task], finetuned, f"finetuned__{after_task.name}", data=data, limit=limit,
                         opts=opts)

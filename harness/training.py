@@ -20,22 +20,25 @@ import numpy as np
 import torch
 
 from harness import distributed, estimate, lora, model_card, runs, train_folder
+from harness.backends import require_hf
 from harness.data import Example, load_examples
 from harness.errors import UserError
+from harness.hf_backend import versions
 from harness.metrics import compute_metrics
 from harness.models import (
     LoadedModel,
     check_fits,
     check_source,
     context_length,
+    family_task,
     from_pretrained,
     load_tokenizer,
     resolve_device,
     weights_kwargs,
 )
-from harness.runner import versions
 from harness.train_data import CHECKPOINTS, TRAINING_LOG, Collator, FinetuneConfig, encode_examples, split_train_val
 from tasks import Task
+from tasks.kinds import kind_for_objective
 
 
 def load_trainable(name: str, task: Task, cfg: FinetuneConfig, *, allow_pickle: bool = False) -> tuple[Any, Any]:
@@ -61,7 +64,7 @@ def load_trainable(name: str, task: Task, cfg: FinetuneConfig, *, allow_pickle: 
         except UserError as exc:
             raise exc.extended("; this architecture cannot take a classification head, try {objective} prompt",
                                mentions=("objective",)) from None
-    check_fits(model, loading, name, "causal_lm" if cfg.objective == "prompt" else "classifier", new_head=True)
+    check_fits(model, loading, name, kind_for_objective(cfg.objective).model, new_head=True, task=task.name)
     model.config.pad_token_id = tokenizer.pad_token_id
     if cfg.max_length > (limit := context_length(model.config)):
         raise UserError(f"{{max_length}} {cfg.max_length}: {name} takes at most {limit} tokens; "
@@ -240,10 +243,12 @@ def finetune(
     from transformers import EarlyStoppingCallback, Trainer
 
     cfg.check()
-    want = "classifier" if cfg.objective == "classifier" else "zeroshot"
+    require_hf(model, "fine-tuning")
+    want = kind_for_objective(cfg.objective).name
     if task.kind != want:
+        fits = family_task(task.name, kind_for_objective(cfg.objective).model)
         raise UserError(f"{{objective}} {cfg.objective} needs a {want} task, got {task.name!r} ({task.kind}); "
-                        f"use {{task}} imdb_{want}", param="objective", mentions=("task",))
+                        f"use {{task}} {fits or f'a {want} task'}", param="objective", mentions=("task",))
     output = Path(output)
     device = resolve_device(cfg.device)
     distributed.init()  # before the Trainer, which then shares the process group

@@ -81,6 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness import distributed, jobs
     from harness.evaluation import Options, model_slugs, score_model, settings_suffix
     from tasks import prompt_variants
+    from tasks.kinds import get_kind
 
     w = distributed.init()
     if args.resume and args.model:
@@ -94,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.model:
         raise UserError("give --model MODEL (a Hub id or local folder), or --resume RUN_DIR to finish a run")
     task = prepare_task(args)
-    if (args.prompts == "all" or args.select_on) and task.kind != "zeroshot":
+    if (args.prompts == "all" or args.select_on) and not get_kind(task.kind).prompted:
         raise UserError(f"--prompts/--select-on apply to zeroshot tasks; {task.name!r} is a {task.kind} task")
     variants = prompt_variants(task) if args.prompts == "all" or args.select_on else [task]
     opts, suffix = Options.from_args(args), settings_suffix(task)

@@ -177,7 +177,7 @@ def test_evaluate_writes_a_complete_consistent_run_folder(fixture, task_name, re
 
 
 def test_a_crash_while_scoring_keeps_the_scored_batches(gpt2, tmp_path, reviews, monkeypatch):
-    from harness import inference as runner
+    from harness import hf_backend as runner
 
     task = get_task("imdb_zeroshot")
     examples, info = load_examples(task, data=str(_csv(tmp_path, reviews)))
@@ -185,7 +185,7 @@ def test_a_crash_while_scoring_keeps_the_scored_batches(gpt2, tmp_path, reviews,
     calls = []
 
     class CrashingScorer:
-        method = real.method
+        method, label_tokens = real.method, real.label_tokens
 
         def score(self, batch):
             calls.append(len(batch))
