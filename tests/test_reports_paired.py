@@ -78,11 +78,12 @@ def test_a_significant_change_under_the_mde_is_not_called_undetectable(tmp_path:
     """b = 2, c = 12 of 200 (McNemar p = 0.013, +5 points) with a drop shown: every minus is a real one."""
     before = flip_run(make_run(tmp_path / "drawn", n=200, accuracy=0.8, seed=1), tmp_path / "before", wrong=0)
     after = flip_run(before, tmp_path / "after", wrong=2, right=12)
-    worse = flip_run(before, tmp_path / "worse", wrong=3, right=1)
+    worse = flip_run(before, tmp_path / "worse", wrong=8, right=6)
     summary = _section(render_report([before, after, worse], tmp_path / "r.html").read_text(), "summary")
     found = re.search(r"Run 2 versus Baseline: With 200 examples.*?(?=Run \d versus)", summary)
     assert found and "significant" in found[0] and "not detectable" not in found[0], found
-    assert re.search(r"Run 3 versus Baseline: With 200 examples[^.]*not detectable", summary)
+    assert re.search(r"Run 3 versus Baseline: With 200 examples [^:]*, changes under ~[\d.]+ points are not detectable",
+                     summary)
     assert "−1.0 points" in summary and not re.search(r"(?<![\w/:.-])-\s?\d", summary), summary
 
 
