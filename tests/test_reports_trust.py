@@ -102,7 +102,9 @@ def test_the_same_examples_from_another_file_pair_by_their_text_hashes(scored: d
 
 def test_older_folders_without_text_hashes_are_not_paired_across_files(scored: dict[str, Path],
                                                                         tmp_path: Path) -> None:
-    drop = (lambda p: {k: v for k, v in p.items() if k != "text_sha"})
+    def drop(p: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in p.items() if k != "text_sha"}
+
     full = _rewrite(scored["full"], tmp_path / "old_full", drop)
     subset = _rewrite(scored["subset"], tmp_path / "old_subset", drop)
     reason = compare(*load_runs([full, subset])).reason
