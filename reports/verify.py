@@ -19,7 +19,7 @@ from harness.errors import UserError
 from harness.metrics import confusion_matrix, per_class
 from harness.runs import RESULTS
 
-SUM_TOLERANCE = 1e-3  # probabilities are stored from float32 softmaxes
+SUM_TOLERANCE = 1e-3  # probabilities are stored from float32 softmaxes, a rounding off 0, 1 or a sum of 1
 METRIC_TOLERANCE = 1e-6  # recorded metrics are computed from these very records, in float64
 REDO = "re-run the evaluation"
 
@@ -44,7 +44,7 @@ def check_distribution(probs: dict[str, Any], labels: tuple[str, ...], where: st
     values = list(probs.values())
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
         raise UserError(f"{where} holds a value that is not a finite number ({probs!r:.120}); {REDO}")
-    if not all(0 <= v <= 1 for v in values):
+    if not all(-SUM_TOLERANCE <= v <= 1 + SUM_TOLERANCE for v in values):
         raise UserError(f"{where} must hold probabilities between 0 and 1, got {probs!r:.120}; {REDO}")
     if abs(sum(values) - 1) > SUM_TOLERANCE:
         raise UserError(f"{where} must sum to 1, but they sum to {sum(values):.4g}; {REDO}")
