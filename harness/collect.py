@@ -42,6 +42,7 @@ def prediction_record(task: Task, example: Example, probs: np.ndarray, raw: np.n
         "n_tokens": n_tokens,
         "truncated": truncated,
         "preview": example.text[: runs.PREVIEW_CHARS],
+        "text_sha": runs.text_sha(example.text),  # lets reports tell the same id in other data apart
     }
     if raw is not None:
         record["raw_probs"] = {name: float(p) for name, p in zip(task.labels, raw)}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import shlex
@@ -33,6 +34,15 @@ RANK_GLOB = "predictions.rank*.jsonl"
 LOCK = keyed_folder.LOCK
 HEADER = "tenser_partial"
 PREVIEW_CHARS = 200
+
+
+def text_sha(text: str) -> str:
+    """The `text_sha` of an example's text in predictions.jsonl: reports pair runs by id only when it matches.
+
+    >>> text_sha("A fine film.")
+    '2b9e8b7903e329c1'
+    """
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def resume_command(run_dir: Path) -> str:

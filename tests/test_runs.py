@@ -17,7 +17,7 @@ from harness.runner import evaluate
 from tasks import get_task
 from tenser.cli import flag
 
-PREDICTION_KEYS = {"id", "label", "pred", "probs", "loss", "n_tokens", "truncated", "preview"}
+PREDICTION_KEYS = {"id", "label", "pred", "probs", "loss", "n_tokens", "truncated", "preview", "text_sha"}
 RESULTS_KEYS = {"schema_version", "tenser_version", "created", "task", "model", "scoring", "data", "sample", "metrics",
                 "timings", "runtime"}
 
@@ -165,7 +165,7 @@ def test_evaluate_writes_a_complete_consistent_run_folder(fixture, task_name, re
         assert list(p["probs"]) == list(task.labels) and sum(p["probs"].values()) == pytest.approx(1.0)
         assert p["pred"] == max(p["probs"], key=p["probs"].get)
         assert p["loss"] == pytest.approx(-math.log(p["probs"][p["label"]]))
-        assert p["preview"] == example.text[: runs.PREVIEW_CHARS]
+        assert p["preview"] == example.text[: runs.PREVIEW_CHARS] and p["text_sha"] == runs.text_sha(example.text)
         assert 0 < p["n_tokens"] <= loaded.context_length
         assert p["truncated"] == (p["n_tokens"] == loaded.context_length and len(example.text) > 500)
     assert any(p["truncated"] for p in predictions), "the sample should hold a review longer than the context"
