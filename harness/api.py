@@ -29,7 +29,7 @@ from harness.checkpoints import checkpoint_kind
 from harness.errors import UserError, renamed_params
 from harness.evaluation import Options, score_model, settings_suffix
 from harness.runs import Run
-from harness.train_data import FinetuneConfig
+from harness.train_config import FinetuneConfig
 from tasks import Family, Task, get_family, get_task
 from tasks.kinds import kind_for_model, kind_for_objective
 

@@ -238,7 +238,8 @@ def bench_finetune(model: str, task: Task, examples: list[Example], *, device: s
     from transformers import AutoConfig, Trainer, TrainingArguments
 
     from harness.models import check_source, context_length, resolve_device
-    from harness.train_data import Collator, FinetuneConfig, encode_examples
+    from harness.train_config import FinetuneConfig
+    from harness.train_data import Collator, encode_examples
     from harness.training import load_trainable
 
     limit = context_length(AutoConfig.from_pretrained(check_source(model, allow_pickle=allow_pickle)))

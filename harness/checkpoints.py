@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 from harness.backends import is_hf
-from harness.data import hub_endpoint_reachable, hub_offline
 from harness.errors import UserError
+from harness.hub import hub_endpoint_reachable, hub_offline
 from tasks import Task
 from tasks.kinds import ModelKind, get_kind
 

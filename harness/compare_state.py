@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from harness import distributed, identity, keyed_folder, runs
 from harness.errors import UserError
-from harness.train_data import CHECKPOINTS, TRAINING_LOG, FinetuneConfig
+from harness.train_config import CHECKPOINTS, TRAINING_LOG, FinetuneConfig
 
 STATE = "compare.json"
 UNKEYED = ("device",)  # a resume may move to another device

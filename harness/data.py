@@ -8,20 +8,18 @@ seeded sample stratified by label, never a prefix (IMDB files are sorted by labe
 from __future__ import annotations
 
 import hashlib
-import os
-import socket
 import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 
 from harness import identity
-from harness.embedded import data_path, is_embedded
+from harness.data_embedded import data_path, is_embedded
 from harness.errors import UserError, first_line
+from harness.hub import hub_endpoint_reachable, hub_offline
 from tasks import Task
 
 FILE_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
@@ -267,21 +265,6 @@ def _from_folder(path: Path, task: Task, split: str) -> tuple[list[str], list[An
             ids.append(f"{folder.name}/{file.name}")
             labels.append(label_id)
     return ids, texts, labels
-
-
-def hub_offline() -> bool:
-    """Whether the user switched the Hub off (HF_HUB_OFFLINE): then only the local cache is used."""
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
-
-
-def hub_endpoint_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face Hub answers a TCP connection within `timeout` seconds."""
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    try:
-        socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
 
 
 def _from_hub(task: Task, split: str) -> tuple[list[str], list[Any], list[Any]]:

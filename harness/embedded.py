@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.data_embedded import PREFIX, lookup
 from harness.errors import UserError, first_line
 
-PREFIX = "embedded:"
 PROVENANCE = "tenser_embedded.json"  # written last: a folder without it is an unfinished conversion
 
 
@@ -58,34 +58,9 @@ MODELS = {
         check_prompt="The capital of France is", check_answer=" Paris",
     ),
 }
-DATA = {"imdb": ("data", "imdb_sample")}  # inside the `tasks` package
-
-
-def is_embedded(name: str | None) -> bool:
-    return bool(name) and str(name).startswith(PREFIX)
-
-
-def _lookup(name: str, table: dict[str, Any], what: str) -> Any:
-    key = name.removeprefix(PREFIX)
-    if key not in table:
-        known = ", ".join(PREFIX + k for k in table)
-        raise UserError(f"{name}: no such embedded {what}; known: {known}")
-    return table[key]
-
-
-def data_path(name: str) -> str:
-    """The bundled data folder named `embedded:NAME`."""
-    import tasks
-
-    folder = Path(tasks.__file__).resolve().parent.joinpath(*_lookup(name, DATA, "data set"))
-    if not folder.is_dir():
-        raise UserError(f"{name}: the bundled sample is missing from this install ({folder}); reinstall tenser")
-    return str(folder)
-
-
 def model_path(name: str, *, progress: bool = True) -> str:
     """The converted folder for `embedded:NAME`, converting it first if needed."""
-    spec: EmbeddedModel = _lookup(name, MODELS, "model")
+    spec: EmbeddedModel = lookup(name, MODELS, "model")
     from harness.cache import cache_root
 
     target = cache_root() / "models" / f"{spec.name}-{spec.version}"

@@ -21,7 +21,7 @@ from harness.backends import Backend, load_backend
 from harness.data import DataInfo, Example, load_examples
 from harness.errors import UserError
 from harness.inference import make_encoder
-from harness.runner import evaluate
+from harness.runner import score_run
 from tasks import Task, task_from_dict
 
 
@@ -61,7 +61,7 @@ def run_job(task: Task, loaded: Backend, examples: list[Example], info: DataInfo
         _prepare_other_rank(run_dir, overwrite=overwrite)
         scores = cache.for_run(task, loaded, make_encoder(task, loaded).max_tokens, enabled=use_cache)
         try:
-            return evaluate(task, loaded, examples, info, run_dir, batch_size=batch_size, load_s=load_s,
+            return score_run(task, loaded, examples, info, run_dir, batch_size=batch_size, load_s=load_s,
                             extra=extra, key=key, cache=scores)
         except KeyboardInterrupt:
             raise Interrupted(run_dir) from None
@@ -115,7 +115,7 @@ def summary(name: str, model: str, results: dict[str, Any]) -> None:
 
 def interrupted_message(exc: KeyboardInterrupt, command: str, output: str | None = None) -> str:
     """What an interrupted command kept, and the command that resumes it."""
-    from harness.train_data import CHECKPOINTS
+    from harness.train_config import CHECKPOINTS
 
     run_dir = getattr(exc, "run_dir", None)
     if command in ("compare", "quickstart"):

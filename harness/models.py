@@ -22,9 +22,9 @@ from typing import Any
 import torch
 
 from harness import distributed, embedded
-from harness.data import hub_endpoint_reachable, hub_offline
 from harness.errors import UserError, first_line
 from harness.hf_backend import LoadedModel
+from harness.hub import hub_endpoint_reachable, hub_offline
 from tasks import TaskError, get_family
 from tasks.kinds import ModelKind, kind_for_model
 

@@ -24,7 +24,7 @@ from harness.metrics import compute_metrics
 from tasks import Task
 
 
-def evaluate(
+def score_run(
     task: Task,
     loaded: Backend,
     examples: list[Example],

@@ -22,7 +22,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from harness import distributed, identity, keyed_folder, runs
 from harness.errors import UserError
-from harness.train_data import CHECKPOINTS, FinetuneConfig
+from harness.train_config import CHECKPOINTS, FinetuneConfig
 from tasks import Task
 
 SETTINGS = "tenser_finetune.json"

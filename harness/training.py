@@ -36,7 +36,8 @@ from harness.models import (
     resolve_device,
     weights_kwargs,
 )
-from harness.train_data import CHECKPOINTS, TRAINING_LOG, Collator, FinetuneConfig, encode_examples, split_train_val
+from harness.train_config import CHECKPOINTS, TRAINING_LOG, FinetuneConfig
+from harness.train_data import Collator, encode_examples, split_train_val
 from tasks import Task
 from tasks.kinds import kind_for_objective
 

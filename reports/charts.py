@@ -18,7 +18,7 @@ import numpy as np
 
 from harness import metric_catalog as catalog
 from harness.metrics import confusion_matrix
-from reports.sources import Run
+from reports.sources import LoadedRun
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -68,11 +68,11 @@ def encode(fig: Figure) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _label(run: Run) -> str:
+def _label(run: LoadedRun) -> str:
     return f"{run.role} · {run.name}"
 
 
-def metrics_chart(runs: list[Run]) -> str:
+def metrics_chart(runs: list[LoadedRun]) -> str:
     """Grouped bars of the headline metrics with their 95% intervals; loss on its own axis."""
     bars_of = [m for m in catalog.headline() if m.higher_is_better]  # scores on [0, 1]; loss is unbounded
     keys = [m.key for m in bars_of]
@@ -100,19 +100,19 @@ def metrics_chart(runs: list[Run]) -> str:
         return encode(fig)
 
 
-def _legend_columns(runs: list[Run]) -> int:
+def _legend_columns(runs: list[LoadedRun]) -> int:
     """Up to four columns, fewer when long run names would not fit across the figure."""
     return max(1, min(len(runs), 4, 130 // max(len(_label(r)) for r in runs)))
 
 
-def _errors(run: Run, keys: list[str]) -> np.ndarray | None:
+def _errors(run: LoadedRun, keys: list[str]) -> np.ndarray | None:
     ci = run.metrics.get("ci95") or {}
     if not all(isinstance(ci.get(k), (list, tuple)) and len(ci[k]) == 2 for k in keys):
         return None
     return np.array([[max(run.metrics[k] - ci[k][0], 0) for k in keys], [max(ci[k][1] - run.metrics[k], 0) for k in keys]])
 
 
-def confusion_chart(runs: list[Run]) -> str:
+def confusion_chart(runs: list[LoadedRun]) -> str:
     """Heatmaps of counts (top) and row-normalised rates (bottom), one column per run, shared scales."""
     import seaborn as sns
 
@@ -142,7 +142,7 @@ def confusion_chart(runs: list[Run]) -> str:
         return encode(fig)
 
 
-def _recorded_confusion(run: Run) -> np.ndarray:
+def _recorded_confusion(run: LoadedRun) -> np.ndarray:
     recorded = run.metrics.get("confusion_matrix")
     k = len(run.labels)
     if isinstance(recorded, list) and np.shape(recorded) == (k, k):
@@ -150,7 +150,7 @@ def _recorded_confusion(run: Run) -> np.ndarray:
     return confusion_matrix(run.gold, run.pred, k)
 
 
-def reliability_chart(runs: list[Run], calibration: list[dict[str, Any]]) -> str:
+def reliability_chart(runs: list[LoadedRun], calibration: list[dict[str, Any]]) -> str:
     """Reliability diagram (accuracy against confidence per bin) and the confidence histogram."""
     low = np.floor(10 / max(len(r.labels) for r in runs)) / 10  # confidence never falls below 1/K
     with figure(10, 3.8) as fig:
@@ -218,7 +218,7 @@ def _mark_best(ax: Any, best: Any) -> None:
                     va="top", fontsize=8, color="#C0392B", xytext=(-3, -2), textcoords="offset points")
 
 
-def length_chart(runs: list[Run], buckets: list[str], values: list[list[float | None]]) -> str:
+def length_chart(runs: list[LoadedRun], buckets: list[str], values: list[list[float | None]]) -> str:
     """Accuracy per review-length bucket, one bar per run; empty buckets are left blank."""
     with figure(10, 3.0) as fig:
         ax = fig.subplots()

@@ -3,7 +3,7 @@
 metric of `harness.metric_catalog`) and the key findings written in plain words. Paired
 statistics need the same set of ids, the same labels, the same examples behind the ids
 (`reports.identity`: the same data, or the same text per id) and the same gold label per id;
-otherwise `Comparison.reason` says why they were not computed and the page shows the runs
+otherwise `PairedComparison.reason` says why they were not computed and the page shows the runs
 side by side without tests.
 """
 
@@ -19,7 +19,7 @@ from harness import metric_catalog as catalog
 from harness.metric_catalog import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from reports import formatting as fmt
 from reports.identity import data_problem
-from reports.sources import Run
+from reports.sources import LoadedRun
 from reports.stats import Bootstrap, McNemar, mcnemar, paired_bootstrap_f1
 
 ALPHA = 0.05
@@ -27,11 +27,11 @@ NO_CHANGE = {"value": "", "tone": "flat", "test": "", "verdict": "", "significan
 
 
 @dataclass(frozen=True, eq=False)
-class Comparison:
+class PairedComparison:
     """One run against the baseline; `other_pred` is in baseline order and label indices."""
 
-    base: Run
-    other: Run
+    base: LoadedRun
+    other: LoadedRun
     reason: str | None  # why paired statistics were not computed; None when paired
     other_pred: np.ndarray | None = None
     order: np.ndarray | None = None  # other's row for each baseline example
@@ -43,11 +43,11 @@ class Comparison:
         return self.reason is None
 
 
-def compare(base: Run, other: Run, *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> Comparison:
+def compare(base: LoadedRun, other: LoadedRun, *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> PairedComparison:
     """Pair `other` with `base` by id and run the paired tests when the pairing holds."""
     reason = pairing_problem(base, other)
     if reason:
-        return Comparison(base, other, reason)
+        return PairedComparison(base, other, reason)
     row = {i: k for k, i in enumerate(other.ids)}
     order = np.array([row[i] for i in base.ids], dtype=int)
     to_base = np.array([base.labels.index(label) for label in other.labels], dtype=int)
@@ -55,10 +55,10 @@ def compare(base: Run, other: Run, *, resamples: int = BOOTSTRAP_RESAMPLES, seed
     other_correct = other_pred == base.gold
     test = mcnemar(base.correct, other_correct)
     boot = paired_bootstrap_f1(base.gold, base.pred, other_pred, len(base.labels), resamples=resamples, seed=seed)
-    return Comparison(base, other, None, other_pred, order, test, boot)
+    return PairedComparison(base, other, None, other_pred, order, test, boot)
 
 
-def pairing_problem(base: Run, other: Run) -> str | None:
+def pairing_problem(base: LoadedRun, other: LoadedRun) -> str | None:
     """Why two runs cannot be paired example by example, or None when they can."""
     if set(base.labels) != set(other.labels):
         return f"the runs use different labels ({', '.join(base.labels)} versus {', '.join(other.labels)})"
@@ -84,7 +84,7 @@ def pairing_problem(base: Run, other: Run) -> str | None:
     return None
 
 
-def headline_rows(runs: list[Run], comparisons: list[Comparison]) -> list[dict[str, Any]]:
+def headline_rows(runs: list[LoadedRun], comparisons: list[PairedComparison]) -> list[dict[str, Any]]:
     """Rows of the headline table: one value cell per run, one change cell per comparison."""
     rows = [_metric_row(m, runs, comparisons) for m in catalog.headline()]
     examples = [{"value": fmt.count(int(r.metrics.get("n", len(r.predictions)))), "ci": ""} for r in runs]
@@ -92,13 +92,13 @@ def headline_rows(runs: list[Run], comparisons: list[Comparison]) -> list[dict[s
     return rows
 
 
-def _metric_row(m: catalog.Metric, runs: list[Run], comparisons: list[Comparison]) -> dict[str, Any]:
+def _metric_row(m: catalog.Metric, runs: list[LoadedRun], comparisons: list[PairedComparison]) -> dict[str, Any]:
     ci95 = [r.metrics.get("ci95", {}).get(m.key) for r in runs]
     cells = [{"value": fmt.num(r.metrics[m.key], m.digits), "ci": fmt.interval(ci, m.digits)} for r, ci in zip(runs, ci95)]
     return {"key": m.key, "name": m.label, "cells": cells, "changes": [_change(m, c) for c in comparisons]}
 
 
-def _change(m: catalog.Metric, comp: Comparison) -> dict[str, Any]:
+def _change(m: catalog.Metric, comp: PairedComparison) -> dict[str, Any]:
     delta = comp.other.metrics[m.key] - comp.base.metrics[m.key]
     tone = "flat" if abs(delta) < 5e-4 else ("better" if m.better(delta) else "worse")
     # Colour is kept for changes a test calls significant; untested changes stay neutral.
@@ -112,19 +112,19 @@ def _change(m: catalog.Metric, comp: Comparison) -> dict[str, Any]:
     return {**cell, "tone": tone if significant else "flat", "test": test, "verdict": verdict, "significant": significant}
 
 
-def _accuracy_test(comp: Comparison) -> tuple[bool, str]:
+def _accuracy_test(comp: PairedComparison) -> tuple[bool, str]:
     t = comp.mcnemar
     assert t is not None  # set whenever the comparison is paired
     return t.p_value < ALPHA, f"McNemar {'exact' if t.method == 'exact' else 'χ²'}, {fmt.p_value(t.p_value)}"
 
 
-def _f1_test(comp: Comparison) -> tuple[bool, str]:
+def _f1_test(comp: PairedComparison) -> tuple[bool, str]:
     b = comp.bootstrap
     assert b is not None  # set whenever the comparison is paired
     return not (b.low <= 0 <= b.high), f"bootstrap 95% CI {fmt.interval((b.low, b.high), sign=True)}"
 
 
-def findings(runs: list[Run], comparisons: list[Comparison]) -> list[str]:
+def findings(runs: list[LoadedRun], comparisons: list[PairedComparison]) -> list[str]:
     """The key results as sentences, one or two per comparison."""
     if len(runs) == 1:
         m = runs[0].metrics
@@ -135,7 +135,7 @@ def findings(runs: list[Run], comparisons: list[Comparison]) -> list[str]:
     return [sentence for comp in comparisons for sentence in _comparison_findings(comp)]
 
 
-def _comparison_findings(comp: Comparison) -> list[str]:
+def _comparison_findings(comp: PairedComparison) -> list[str]:
     a, b = comp.base, comp.other
     acc = f"{fmt.num(a.metrics['accuracy'])} → {fmt.num(b.metrics['accuracy'])}"
     f1 = f"{fmt.num(a.metrics['f1_macro'])} → {fmt.num(b.metrics['f1_macro'])}"

@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 
 from harness.runs import PREVIEW_CHARS
-from reports.comparison import Comparison
-from reports.sources import Run
+from reports.comparison import PairedComparison
+from reports.sources import LoadedRun
 
 SHOWN = 10  # rows per example table
 
 
-def changed(comp: Comparison, limit: int = SHOWN) -> dict[str, Any] | None:
+def changed(comp: PairedComparison, limit: int = SHOWN) -> dict[str, Any] | None:
     """Fixed and broken examples of one paired comparison, most confident first; None if unpaired."""
     if not comp.paired or comp.order is None or comp.other_pred is None:
         return None
@@ -33,14 +33,14 @@ def changed(comp: Comparison, limit: int = SHOWN) -> dict[str, Any] | None:
     return out
 
 
-def _pair_row(comp: Comparison, i: int) -> dict[str, Any]:
+def _pair_row(comp: PairedComparison, i: int) -> dict[str, Any]:
     assert comp.order is not None  # changed() only calls this for paired comparisons
     before = comp.base.predictions[i]
     after = comp.other.predictions[int(comp.order[i])]
     return {**_common(before), "before": prediction(before), "after": prediction(after)}
 
 
-def confident_errors(run: Run, limit: int = SHOWN) -> list[dict[str, Any]]:
+def confident_errors(run: LoadedRun, limit: int = SHOWN) -> list[dict[str, Any]]:
     """The run's wrong predictions with the highest probability on the predicted label."""
     wrong = np.flatnonzero(~run.correct)
     chosen = wrong[np.argsort(-run.confidence[wrong], kind="stable")][:limit]

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from harness.runs import PREVIEW_CHARS, text_sha
-from reports.sources import Run
+from reports.sources import LoadedRun
 
 
-def data_problem(base: Run, other: Run) -> str | None:
+def data_problem(base: LoadedRun, other: LoadedRun) -> str | None:
     """Why the ids the runs share may not be the same examples, or None when they provably are."""
     first = _fingerprint(base)
     if first is not None and first == _fingerprint(other):
@@ -35,7 +35,7 @@ def data_problem(base: Run, other: Run) -> str | None:
     return None
 
 
-def describe(run: Run) -> str:
+def describe(run: LoadedRun) -> str:
     """The data a run read, in words: source, split and fingerprint as results.json records them."""
     data = run.results.get("data")
     if not isinstance(data, dict) or not data.get("source"):
@@ -44,7 +44,7 @@ def describe(run: Run) -> str:
     return f"{data['source']}{split}, fingerprint {data.get('fingerprint') or 'not recorded'}"
 
 
-def _fingerprint(run: Run) -> str | None:
+def _fingerprint(run: LoadedRun) -> str | None:
     data = run.results.get("data")
     value = data.get("fingerprint") if isinstance(data, dict) else None
     return value if isinstance(value, str) and value else None

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from reports import formatting as fmt
-from reports.sources import Run
+from reports.sources import LoadedRun
 
 
-def manifest(runs: list[Run]) -> list[dict[str, Any]]:
+def manifest(runs: list[LoadedRun]) -> list[dict[str, Any]]:
     """Groups of rows (name, cells per run, differs) describing how each run was made."""
     groups = [
         ("Run", [_run_facts(r) for r in runs]),
@@ -34,7 +34,7 @@ def manifest(runs: list[Run]) -> list[dict[str, Any]]:
     return [{"name": name, "rows": _rows(facts)} for name, facts in groups if any(facts)]
 
 
-def _run_facts(run: Run) -> dict[str, Any]:
+def _run_facts(run: LoadedRun) -> dict[str, Any]:
     return {
         "folder": str(run.path),
         "created": run.results.get("created"),

@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.runs import write_atomic
 from reports import formatting as fmt
-from reports.comparison import Comparison
+from reports.comparison import PairedComparison
 from reports.noise import NoiseFloor, change_floor, floor_for, within_noise
 from reports.power import (
     ALPHA,
@@ -28,7 +28,7 @@ from reports.power import (
 COMPARISON_FILE = "comparison.json"
 
 
-def record(comp: Comparison, floors: dict[str, NoiseFloor]) -> dict[str, Any]:
+def record(comp: PairedComparison, floors: dict[str, NoiseFloor]) -> dict[str, Any]:
     """One comparison's paired numbers as JSON-ready data."""
     head = {"before": _who(comp.base), "after": _who(comp.other), "paired": comp.paired, "reason": comp.reason}
     if not comp.paired or comp.other_pred is None:

@@ -17,12 +17,12 @@ import numpy as np
 from harness.runs import PREVIEW_CHARS
 from reports import formatting as fmt
 from reports import prompt_charts
-from reports.sources import Run, setup
+from reports.sources import LoadedRun, setup
 
 VARIANT = re.compile(r"^(.*)-p(\d+)$")
 
 
-def sensitivity(runs: list[Run], headers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def sensitivity(runs: list[LoadedRun], headers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Sensitivity groups: runs of one model on two or more prompt variants of one base task."""
     groups: dict[tuple[str, str, str], dict[int, int]] = {}
     repeats: dict[tuple[str, str, str], int] = {}
@@ -39,7 +39,7 @@ def sensitivity(runs: list[Run], headers: list[dict[str, Any]]) -> list[dict[str
             for key, m in groups.items() if len(m) > 1]
 
 
-def _group(key: tuple[str, str, str], members: dict[int, int], repeats: int, runs: list[Run],
+def _group(key: tuple[str, str, str], members: dict[int, int], repeats: int, runs: list[LoadedRun],
            headers: list[dict[str, Any]]) -> dict[str, Any]:
     model, base, how = key
     picked = [runs[i] for i in members.values()]
@@ -65,7 +65,7 @@ def _group(key: tuple[str, str, str], members: dict[int, int], repeats: int, run
     }
 
 
-def _variant_row(variant: int, run: Run, header: dict[str, Any], spread: dict[str, float]) -> dict[str, Any]:
+def _variant_row(variant: int, run: LoadedRun, header: dict[str, Any], spread: dict[str, float]) -> dict[str, Any]:
     task, m = run.results["task"], run.metrics
     mark = ""
     if spread["max"] > spread["min"]:
@@ -93,7 +93,7 @@ def sensitivity_findings(groups: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def prompting(run: Run, header: dict[str, Any]) -> dict[str, Any] | None:
+def prompting(run: LoadedRun, header: dict[str, Any]) -> dict[str, Any] | None:
     """How the run's prompt was chosen and its few-shot demonstrations; None when it has neither."""
     sel, shots = run.results.get("prompt_selection"), run.results.get("fewshot")
     if not sel and not shots:
@@ -138,7 +138,7 @@ def _preview(text: str) -> str:
     return text + "…" if len(text) >= PREVIEW_CHARS else text
 
 
-def selection_findings(run: Run) -> list[str]:
+def selection_findings(run: LoadedRun) -> list[str]:
     """A sentence naming the chosen prompt and how it was chosen, when the run chose one."""
     sel = run.results.get("prompt_selection")
     if not sel:
@@ -146,7 +146,7 @@ def selection_findings(run: Run) -> list[str]:
     return [f"{run.role} ({run.name}) uses prompt {sel['chosen']}, chosen on validation data: {sel.get('method') or '—'}."]
 
 
-def compared_row(runs: list[Run]) -> dict[str, Any] | None:
+def compared_row(runs: list[LoadedRun]) -> dict[str, Any] | None:
     """The 'Prompting' row of the what-was-compared table; None when no run used these options."""
     cells = []
     for run in runs:

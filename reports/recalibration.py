@@ -21,7 +21,7 @@ from harness.runs import PREDICTIONS
 from reports import formatting as fmt
 from reports import prompt_charts
 from reports.comparison import ALPHA
-from reports.sources import Run
+from reports.sources import LoadedRun
 from reports.stats import McNemar, mcnemar
 
 # method: (name, citation, what it does and why, in plain words)
@@ -41,13 +41,13 @@ METHODS = {
 }
 
 
-def is_calibrated(run: Run) -> bool:
+def is_calibrated(run: LoadedRun) -> bool:
     """Whether the run recorded a calibration (older and uncalibrated runs did not)."""
     cal = run.results.get("calibration")
     return isinstance(cal, dict) and cal.get("method") not in (None, "none")
 
 
-def section(run: Run, header: dict[str, Any]) -> dict[str, Any]:
+def section(run: LoadedRun, header: dict[str, Any]) -> dict[str, Any]:
     """Everything the calibrated-scoring block shows for one calibrated run."""
     cal = run.results["calibration"]
     method = str(cal["method"])
@@ -70,7 +70,7 @@ def section(run: Run, header: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def raw_predictions(run: Run) -> np.ndarray | None:
+def raw_predictions(run: LoadedRun) -> np.ndarray | None:
     """Label index of the highest recorded raw probability per example; None without `raw_probs`."""
     if not all(isinstance(p.get("raw_probs"), dict) for p in run.predictions):
         return None
@@ -93,7 +93,7 @@ class Shares:
     calibrated: list[float]
 
 
-def label_shares(run: Run, raw_pred: np.ndarray | None) -> Shares:
+def label_shares(run: LoadedRun, raw_pred: np.ndarray | None) -> Shares:
     """Share of examples per label: gold, predicted from raw scores, predicted after calibration."""
     k, n = len(run.labels), len(run.predictions)
     raw = _recorded((run.results.get("metrics_raw") or {}).get("pred_distribution"), run.labels)
@@ -159,7 +159,7 @@ def _share_rows(labels: tuple[str, ...], shares: Shares, bias: dict[str, Any]) -
             for i, label in enumerate(labels)]
 
 
-def findings(run: Run) -> list[str]:
+def findings(run: LoadedRun) -> list[str]:
     """One sentence on what calibration did to the run's numbers and its predicted labels."""
     raw = run.results.get("metrics_raw")
     if not raw:

@@ -21,7 +21,7 @@ from reports import charts, example_tables, paired, prompts, recalibration, seco
 from reports.comparison import compare, findings, headline_rows
 from reports.manifest import manifest
 from reports.noise import NoiseFloor, describe, load_noise
-from reports.sources import Run, load_runs
+from reports.sources import LoadedRun, load_runs
 from reports.stats import EXACT_BELOW
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -72,7 +72,7 @@ def _target(out: Path) -> Path:
     return out
 
 
-def build_context(runs: list[Run], *, title: str | None = None,
+def build_context(runs: list[LoadedRun], *, title: str | None = None,
                   floors: dict[str, NoiseFloor] | None = None) -> dict[str, Any]:
     """Everything the template shows, as formatted plain data and base64 charts."""
     base = runs[0]
@@ -118,7 +118,7 @@ def build_context(runs: list[Run], *, title: str | None = None,
     }
 
 
-def task_cards(runs: list[Run]) -> list[dict[str, Any]]:
+def task_cards(runs: list[LoadedRun]) -> list[dict[str, Any]]:
     """One card per dataset and label set the runs were scored on: the task's own description and labels.
 
     A family's zero-shot and classifier tasks share one card.
@@ -150,7 +150,7 @@ def _family_name(names: list[str]) -> str:
     return stem or ", ".join(unique)
 
 
-def default_title(runs: list[Run]) -> str:
+def default_title(runs: list[LoadedRun]) -> str:
     """'<task>: A vs B' for runs of one task; 'A vs B' (models) when tasks differ.
 
     Prompt variants name each model once: '<base> (5 prompts): A' when all runs are variants of one task.
@@ -168,13 +168,13 @@ def default_title(runs: list[Run]) -> str:
     return f"{tasks[0]}: {' vs '.join(names)}" if len(tasks) == 1 else " vs ".join(names)
 
 
-def _compared(runs: list[Run]) -> list[dict[str, Any]]:
+def _compared(runs: list[LoadedRun]) -> list[dict[str, Any]]:
     rows = sections.compared(runs)
     extra = prompts.compared_row(runs)
     return rows[:3] + [extra] + rows[3:] if extra else rows  # after the Task row
 
 
-def _zeroshot_findings(runs: list[Run]) -> list[str]:
+def _zeroshot_findings(runs: list[LoadedRun]) -> list[str]:
     out: list[str] = []
     for run in runs:
         out += recalibration.findings(run) if recalibration.is_calibrated(run) else []
@@ -182,11 +182,11 @@ def _zeroshot_findings(runs: list[Run]) -> list[str]:
     return out
 
 
-def _run_header(i: int, run: Run) -> dict[str, Any]:
+def _run_header(i: int, run: LoadedRun) -> dict[str, Any]:
     return {"role": run.role, "name": run.name, "colour": charts.colour(i), "path": str(run.path)}
 
 
-def _training(runs: list[Run]) -> list[dict[str, Any]]:
+def _training(runs: list[LoadedRun]) -> list[dict[str, Any]]:
     out = []
     for i, run in enumerate(runs):
         log, note = sections.training_log(run)

@@ -15,12 +15,12 @@ import numpy as np
 from harness import metric_catalog as catalog
 from reports import formatting as fmt
 from reports.charts import colour, encode, figure
-from reports.sources import Run
+from reports.sources import LoadedRun
 
 GRID = np.linspace(0, 1, 201)
 
 
-def rows(runs: list[Run]) -> list[dict[str, Any]]:
+def rows(runs: list[LoadedRun]) -> list[dict[str, Any]]:
     """One row per secondary metric some run recorded, a value and interval cell per run."""
     out = []
     for m in catalog.secondary():
@@ -32,7 +32,7 @@ def rows(runs: list[Run]) -> list[dict[str, Any]]:
     return out + extra_rows(runs)
 
 
-def extra_rows(runs: list[Run]) -> list[dict[str, Any]]:
+def extra_rows(runs: list[LoadedRun]) -> list[dict[str, Any]]:
     """One row per number an `evaluate` module recorded (results.json `extra_metrics`), no interval."""
     seen: dict[tuple[str, str], None] = {}
     for r in runs:
@@ -43,18 +43,18 @@ def extra_rows(runs: list[Run]) -> list[dict[str, Any]]:
                         "ci": fmt.interval(None)} for r in runs]} for module, k in seen]
 
 
-def averaging(runs: list[Run]) -> str:
+def averaging(runs: list[LoadedRun]) -> str:
     """How the AUCs were averaged, as the runs recorded it."""
     recorded = {str(r.metrics["auc_averaging"]) for r in runs if "auc_averaging" in r.metrics}
     return "; ".join(sorted(recorded))
 
 
-def probabilities(run: Run) -> np.ndarray:
+def probabilities(run: LoadedRun) -> np.ndarray:
     """The recorded probabilities as an (n, labels) array in task label order."""
     return np.array([[float(p["probs"].get(label, 0.0)) for label in run.labels] for p in run.predictions])
 
 
-def curves(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def curves(run: LoadedRun) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(grid, mean TPR over FPR grid, mean precision over recall grid); None when a label never occurs."""
     from sklearn.metrics import precision_recall_curve, roc_curve
 
@@ -72,7 +72,7 @@ def curves(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     return GRID, np.mean(tprs, axis=0), np.mean(precisions, axis=0)
 
 
-def curves_chart(runs: list[Run]) -> str | None:
+def curves_chart(runs: list[LoadedRun]) -> str | None:
     """ROC (left) and precision-recall (right) curves, one colour per run; None when no run has both labels."""
     drawn = [(i, run, c) for i, run in enumerate(runs) if (c := curves(run)) is not None]
     if not drawn:

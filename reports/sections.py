@@ -15,7 +15,7 @@ import numpy as np
 
 from harness.errors import UserError
 from reports import formatting as fmt
-from reports.sources import Run
+from reports.sources import LoadedRun
 from reports.stats import (
     accuracy_by_length,
     expected_calibration_error,
@@ -24,7 +24,7 @@ from reports.stats import (
 )
 
 
-def compared(runs: list[Run]) -> list[dict[str, Any]]:
+def compared(runs: list[LoadedRun]) -> list[dict[str, Any]]:
     """Rows of the "what was compared" table: model, task, data, sample, date."""
     rows = [
         ("Model", [_model(r.results["model"]) for r in runs]),
@@ -76,7 +76,7 @@ def _data(data: dict[str, Any], task: dict[str, Any]) -> str:
     return f"{source} · {split}" if split else str(source)
 
 
-def _sample(run: Run) -> str:
+def _sample(run: LoadedRun) -> str:
     sample = run.results.get("sample") or {}
     available = (run.results.get("data") or {}).get("n_available")
     text = f"{sample.get('n', len(run.predictions)):,}"
@@ -86,19 +86,19 @@ def _sample(run: Run) -> str:
     return " · ".join([text] + [e for e in extras if e])
 
 
-def _distribution(run: Run) -> str:
+def _distribution(run: LoadedRun) -> str:
     shares = np.bincount(run.pred, minlength=len(run.labels)) / len(run.pred)
     return " · ".join(f"{label} {fmt.percent(s, 0)}" for label, s in zip(run.labels, shares))
 
 
-def _truncated(run: Run) -> str:
+def _truncated(run: LoadedRun) -> str:
     n = run.metrics.get("n_truncated")
     if n is None and run.truncated is not None:
         n = int(run.truncated.sum())
     return fmt.DASH if n is None else f"{n:,} of {len(run.predictions):,}"
 
 
-def per_class(run: Run) -> list[dict[str, str]] | None:
+def per_class(run: LoadedRun) -> list[dict[str, str]] | None:
     """Per-label precision, recall, F1 and support as recorded, in task label order."""
     recorded = run.metrics.get("per_class")
     if not isinstance(recorded, dict):
@@ -116,7 +116,7 @@ def per_class(run: Run) -> list[dict[str, str]] | None:
     return rows
 
 
-def calibration(runs: list[Run]) -> list[dict[str, Any]]:
+def calibration(runs: list[LoadedRun]) -> list[dict[str, Any]]:
     """Per run: ECE (10 equal-width bins on the predicted label's probability) and its bins."""
     out = []
     for run in runs:
@@ -131,7 +131,7 @@ def calibration(runs: list[Run]) -> list[dict[str, Any]]:
     return out
 
 
-def by_length(runs: list[Run]) -> dict[str, Any] | None:
+def by_length(runs: list[LoadedRun]) -> dict[str, Any] | None:
     """Accuracy per token-count bucket and for truncated versus complete inputs; None without lengths."""
     if all(r.n_tokens is None for r in runs):
         return None
@@ -146,7 +146,7 @@ def by_length(runs: list[Run]) -> dict[str, Any] | None:
     return {"rows": rows, "buckets": names, "values": values}
 
 
-def _truncation_split(run: Run) -> list[tuple[int, float | None]]:
+def _truncation_split(run: LoadedRun) -> list[tuple[int, float | None]]:
     if run.truncated is None:
         return [(0, None), (0, None)]
     out = []
@@ -156,7 +156,7 @@ def _truncation_split(run: Run) -> list[tuple[int, float | None]]:
     return out
 
 
-def training_log(run: Run) -> tuple[dict[str, Any] | None, str | None]:
+def training_log(run: LoadedRun) -> tuple[dict[str, Any] | None, str | None]:
     """The run's fine-tuning log, or a note saying why there is none to show."""
     where = run.results["model"].get("training_log")
     if not where:

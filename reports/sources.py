@@ -2,7 +2,7 @@
 `harness.runs.load_run`, checks the fields the report relies on (raising `UserError` that
 names the file, the bad value and the fix) and, with `reports.verify`, that the folder agrees
 with itself, orders the runs so the baseline comes first, and turns predictions into numpy
-arrays once. A `Run` also carries its role in the page
+arrays once. A `LoadedRun` also carries its role in the page
 ("Before"/"After" for two runs, "Baseline"/"Run k" for more) and a short display name.
 """
 
@@ -25,7 +25,7 @@ OPTIONAL = (("calibration", "method", str), ("prompt_selection", "chosen", str),
 
 
 @dataclass(frozen=True, eq=False)
-class Run:
+class LoadedRun:
     """One loaded run folder plus the arrays the statistics need."""
 
     path: Path
@@ -53,7 +53,7 @@ class Run:
         return self.results["metrics"]
 
 
-def load_runs(run_dirs: list[str | Path], baseline: str | Path | None = None) -> list[Run]:
+def load_runs(run_dirs: list[str | Path], baseline: str | Path | None = None) -> list[LoadedRun]:
     """Load run folders, baseline first (it is added when not among `run_dirs`)."""
     paths = [Path(p) for p in run_dirs]
     if baseline is not None:
@@ -75,7 +75,7 @@ def _roles(n: int) -> list[str]:
     return ["Baseline"] + [f"Run {i}" for i in range(2, n + 1)]
 
 
-def _names(runs: list[Run]) -> list[str]:
+def _names(runs: list[LoadedRun]) -> list[str]:
     """Model names, plus the task when runs differ in task, plus the folder when still ambiguous."""
     names = [Path(str(r.results["model"].get("name_or_path", "model"))).name or "model" for r in runs]
     if len({r.results["task"].get("name") for r in runs}) > 1:
@@ -95,7 +95,7 @@ def setup(results: dict[str, Any]) -> str:
     return " · ".join(x for x in (f"{shots}-shot" if shots else "", method or "") if x)
 
 
-def _load_one(path: Path) -> Run:
+def _load_one(path: Path) -> LoadedRun:
     results, predictions = load_run(path)
     labels = _check_results(results, path / RESULTS)
     index = {label: i for i, label in enumerate(labels)}
@@ -110,7 +110,7 @@ def _load_one(path: Path) -> Run:
         pred.append(index[p["pred"]])
         conf.append(float(p["probs"].get(p["pred"], max(p["probs"].values()))))
     verify.check_metrics(preds_path, results, predictions, labels, np.array(gold, dtype=int))
-    return Run(
+    return LoadedRun(
         path=path,
         results=results,
         predictions=predictions,

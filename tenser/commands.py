@@ -46,7 +46,7 @@ def prepare_family(args: argparse.Namespace) -> Any:
 
 def finetune_config(args: argparse.Namespace, limit: int | None) -> Any:
     """FinetuneConfig from parsed flags."""
-    from harness.train_data import FinetuneConfig
+    from harness.train_config import FinetuneConfig
 
     return FinetuneConfig(
         lr=args.lr, batch_size=args.train_batch_size, epochs=args.epochs, weight_decay=args.weight_decay,

@@ -237,7 +237,7 @@ def add_demo(sub: Any) -> None:
 
 def add_train_flags(p: argparse.ArgumentParser, *, limit: bool = True) -> None:
     """Fine-tuning hyperparameters; defaults are FinetuneConfig's (the seed project's)."""
-    from harness.train_data import FinetuneConfig
+    from harness.train_config import FinetuneConfig
 
     d = FinetuneConfig()
     g = p.add_argument_group("fine-tuning")

@@ -9,8 +9,9 @@ from collections import Counter
 
 import pytest
 
-from harness.data import Example, hub_endpoint_reachable, hub_offline, load_examples, sample_stratified
+from harness.data import Example, load_examples, sample_stratified
 from harness.errors import UserError
+from harness.hub import hub_endpoint_reachable, hub_offline
 from tasks import get_task
 from tenser.cli import flag
 

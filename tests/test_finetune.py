@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from harness.errors import UserError
-from harness.train_data import FinetuneConfig, split_train_val
+from harness.train_config import FinetuneConfig
+from harness.train_data import split_train_val
 from harness.training import finetune
 from tasks import get_task
 from tenser.cli import main

@@ -10,7 +10,7 @@ import pytest
 
 from harness.errors import UserError
 from harness.runs import load_run
-from harness.train_data import FinetuneConfig
+from harness.train_config import FinetuneConfig
 from harness.training import finetune
 from tasks import get_task
 from tenser.cli import main

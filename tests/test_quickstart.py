@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from harness import estimate
 from harness.data import load_examples
 from harness.errors import UserError
-from harness.train_data import FinetuneConfig
+from harness.train_config import FinetuneConfig
 from harness.training import finetune
 from tasks import get_task
 from tenser import commands

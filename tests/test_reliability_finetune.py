@@ -15,7 +15,7 @@ import torch
 
 from harness import runs
 from harness.errors import UserError
-from harness.train_data import FinetuneConfig
+from harness.train_config import FinetuneConfig
 from harness.training import finetune
 from tasks import get_task
 from tenser.cli import flag as cli_flag

@@ -16,7 +16,7 @@ import pytest
 from harness import runs
 from harness.data import load_examples
 from harness.errors import UserError
-from harness.runner import evaluate
+from harness.runner import score_run
 from reports import render_report
 from reports.comparison import compare
 from reports.sources import load_runs
@@ -32,7 +32,7 @@ def _score(model: Any, data: Path, out: Path, limit: int | None = None) -> Path:
     task = get_task("imdb_zeroshot")
     examples, info = load_examples(task, data=str(data), limit=limit)
     run_dir = runs.prepare_run_dir(out, overwrite=False)
-    evaluate(task, model, examples, info, run_dir, batch_size=4, progress=False)
+    score_run(task, model, examples, info, run_dir, batch_size=4, progress=False)
     return run_dir
 
 

@@ -1,4 +1,4 @@
-"""harness.runs + runner.evaluate: run folders are complete, atomic, self-consistent, and
+"""harness.runs + runner.score_run: run folders are complete, atomic, self-consistent, and
 refuse to clobber; a crash keeps the predictions scored so far."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from harness import runs
 from harness.data import load_examples
 from harness.errors import UserError
 from harness.metrics import compute_metrics
-from harness.runner import evaluate
+from harness.runner import score_run
 from tasks import get_task
 from tenser.cli import flag
 
@@ -131,7 +131,7 @@ def test_evaluate_writes_a_complete_consistent_run_folder(fixture, task_name, re
     rows = [{"id": f"r{i}", **r} for i, r in enumerate(synth_reviews(14, seed=2))]
     examples, info = load_examples(task, data=str(write_data(rows, "d.jsonl")), limit=10, seed=1)
     run_dir = runs.prepare_run_dir(tmp_path / "run", overwrite=False)
-    returned = evaluate(task, loaded, examples, info, run_dir, batch_size=3, load_s=0.5, progress=False)
+    returned = score_run(task, loaded, examples, info, run_dir, batch_size=3, load_s=0.5, progress=False)
     results, predictions = runs.load_run(run_dir)
     assert sorted(p.name for p in run_dir.iterdir()) == [runs.PREDICTIONS, runs.RESULTS]
     assert set(results) == RESULTS_KEYS and results == {"schema_version": runs.SCHEMA_VERSION, **json.loads(json.dumps(returned))}
@@ -196,7 +196,7 @@ def test_a_crash_while_scoring_keeps_the_scored_batches(gpt2, tmp_path, reviews,
     monkeypatch.setattr(runner, "build_scorer", lambda *a: CrashingScorer())
     run_dir = runs.prepare_run_dir(tmp_path / "run", overwrite=False)
     with pytest.raises(KeyboardInterrupt):
-        evaluate(task, gpt2, examples, info, run_dir, batch_size=4, progress=False)
+        score_run(task, gpt2, examples, info, run_dir, batch_size=4, progress=False)
     assert not (run_dir / runs.RESULTS).exists() and not (run_dir / runs.PREDICTIONS).exists()
     partial = [json.loads(x) for x in (run_dir / runs.PARTIAL).read_text(encoding="utf-8").splitlines()]
     assert len(partial) == 8 and {p["id"] for p in partial} <= {e.id for e in examples}
