@@ -2,7 +2,7 @@
 
     python benchmarks/bf16_error.py MODEL DATA [--task imdb_zeroshot] [--limit 200] [--seed 0]
 
-Scores the same seeded sample three ways with `harness.inference.predict`'s scorers: float32;
+Scores the same seeded sample three ways with `harness.scoring.inference.predict`'s scorers: float32;
 `--dtype bfloat16` (bf16 weights, bf16 logits); and the fast half of `--dtype mixed` (a bf16
 body with a float32 output layer, before any near-tie is checked). Prints one markdown row per
 bf16 way: the 1st percentile of the float32 margin (the gap between the top two labels'
@@ -28,10 +28,10 @@ def margins(scores: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    from harness.data import load_examples
-    from harness.inference import make_encoder
-    from harness.models import load_model
-    from harness.scorers import build_scorer
+    from harness.backends.loading import load_model
+    from harness.backends.scorers import build_scorer
+    from harness.data.examples import load_examples
+    from harness.scoring.inference import make_encoder
     from tasks import get_task
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from demo.app import serve
-from harness.data import load_examples
+from harness.data.examples import load_examples
 from tasks import get_task
 
 

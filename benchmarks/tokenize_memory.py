@@ -10,9 +10,9 @@ import resource
 import sys
 import time
 
-from harness.data import load_examples
-from harness.inference import make_encoder
-from harness.models import load_model
+from harness.backends.loading import load_model
+from harness.data.examples import load_examples
+from harness.scoring.inference import make_encoder
 from tasks import get_task
 
 

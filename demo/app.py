@@ -33,8 +33,8 @@ from demo.outputs import (
 from demo.pairing import check_pair
 from demo.predictors import Predictor
 from demo.sample_reviews import SAMPLE_REVIEWS
-from harness.backends import Backend, load_backend
-from harness.checkpoints import checkpoint_kind, model_kind
+from harness.backends.base import Backend, load_backend
+from harness.backends.model_kinds import checkpoint_kind, model_kind
 from harness.errors import UserError
 from tasks import Task, get_family, get_task
 from tasks.kinds import get_kind, kind_for_model

@@ -11,9 +11,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from harness.checkpoints import architectures
+from harness.backends.loading import content_hash, is_classifier
+from harness.backends.model_kinds import architectures
 from harness.errors import UserError
-from harness.models import content_hash, is_classifier
 
 
 def check_pair(pretrained: str, finetuned: str) -> None:

@@ -1,7 +1,7 @@
 """The demo's models: each loaded checkpoint with its task and encoder, scored through
-`harness.inference` (`make_encoder` + `predict`), the same inference path as `tenser run`, with
-the task's few-shot demonstrations (`harness.prompting`) and calibration
-(`harness.calibration.for_task`) prepared once, as `tenser run` prepares them.
+`harness.scoring.inference` (`make_encoder` + `predict`), the same inference path as `tenser run`, with
+the task's few-shot demonstrations (`harness.scoring.prompting`) and calibration
+(`harness.scoring.calibration.for_task`) prepared once, as `tenser run` prepares them.
 
 Requests run in parallel threads; each model has a lock, so one model scores one request at
 a time (a fast tokenizer is not safe to share across threads, and parallel torch calls on
@@ -17,10 +17,10 @@ from typing import Literal
 
 import numpy as np
 
-from harness import calibration, prompting
-from harness.backends import Backend
-from harness.encoding import Encoder
-from harness.inference import make_encoder, predict
+from harness.backends.base import Backend
+from harness.scoring import calibration, prompting
+from harness.scoring.encoding import Encoder
+from harness.scoring.inference import make_encoder, predict
 from tasks import Task
 
 Role = Literal["pretrained", "finetuned"]

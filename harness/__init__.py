@@ -16,14 +16,14 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from harness.api import Comparison, compare, evaluate, finetune
-    from harness.runs import Run
+    from harness.store.runs import Run
 
 __all__ = ["Comparison", "Run", "compare", "evaluate", "finetune"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "Run":
-        from harness.runs import Run
+        from harness.store.runs import Run
 
         return Run
     if name in ("Comparison", "compare", "evaluate", "finetune"):

@@ -23,18 +23,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness import compare_state, distributed, model_card, noise_check
-from harness.backends import require_hf
-from harness.checkpoints import checkpoint_kind
+from harness import distributed
+from harness.backends.base import require_hf
+from harness.backends.model_kinds import checkpoint_kind
 from harness.errors import UserError, renamed_params
-from harness.evaluation import Options, score_model, settings_suffix
-from harness.runs import Run
-from harness.train_config import FinetuneConfig
+from harness.recipes import noise_check
+from harness.recipes.evaluation import Options, score_model, settings_suffix
+from harness.store import compare_folder
+from harness.store.runs import Run
+from harness.training import model_card
+from harness.training.config import FinetuneConfig
 from tasks import Family, Task, get_family, get_task
 from tasks.kinds import kind_for_model, kind_for_objective
 
 # `compare` names the fine-tuning parameters that `finetune` calls data, limit and batch_size differently.
-COMPARE_TRAIN_PARAMS = {"data": "train_data", "limit": "train_limit", "batch_size": "training.batch_size"}
+COMPARE_TRAIN_PARAMS = {"data": "train_data", "limit": "train_limit", "batch_size": "trainer.batch_size"}
 
 
 class Render(Protocol):
@@ -85,9 +88,9 @@ def finetune(model: str, task: str | Task = "imdb_classifier", *, output: str | 
              overwrite: bool = False, resume: bool = False, allow_pickle: bool = False, yes: bool = False,
              **config: Any) -> Path:
     """Fine-tune `model` on the task's train split; return the checkpoint folder (`output`)."""
-    from harness import training
+    from harness.training import trainer
 
-    return training.finetune(model, resolve_task(task), output, training_config(config), train_data=data,
+    return trainer.finetune(model, resolve_task(task), output, training_config(config), train_data=data,
                              overwrite=overwrite, resume=resume, allow_pickle=allow_pickle, yes=yes)
 
 
@@ -98,7 +101,7 @@ def compare(model: str, task: str | Task | Family = "imdb", *, out: str | Path, 
             **options: Any) -> Comparison:
     """The before/after job for a task family: score `model` zero-shot, fine-tune it (unless
     `finetuned` is given), score the checkpoint, measure the noise floor on `noise_examples` of the
-    test examples (OUT/noise.json, `harness.noise_check`; 0 = off); with `render`, write OUT/report.html."""
+    test examples (OUT/noise.json, `harness.recipes.noise_check`; 0 = off); with `render`, write OUT/report.html."""
     opts = Options.of(options)
     if not isinstance(noise_examples, int) or noise_examples < 0:
         raise UserError(f"{{noise_examples}} {noise_examples!r}: give 0 (off) or a positive number of examples",
@@ -109,7 +112,7 @@ def compare(model: str, task: str | Task | Family = "imdb", *, out: str | Path, 
     train_task = family.task(kind_for_objective(cfg.objective).name, **(overrides or {}))
     out = Path(out)
     w = distributed.init()
-    with compare_state.locked(out):  # a second compare into OUT stops here
+    with compare_folder.locked(out):  # a second compare into OUT stops here
         state = _open_compare(model, zeroshot, train_task, cfg, out, finetuned=finetuned, data=data, limit=limit,
                               opts=opts, yes=yes)
         opts = dataclasses.replace(opts, overwrite=not state.resumed)  # a resumed compare keeps its run folders
@@ -138,10 +141,10 @@ def compare(model: str, task: str | Task | Family = "imdb", *, out: str | Path, 
 
 def _open_compare(model: str, zeroshot: Task, train_task: Task, cfg: FinetuneConfig, out: Path, *,
                   finetuned: str | None, data: str | None, limit: int | None, opts: Options,
-                  yes: bool) -> compare_state.CompareFolder:
+                  yes: bool) -> compare_folder.CompareFolder:
     """OUT opened fresh (after the plan and time estimate) or resumed; its settings recorded in compare.json."""
-    from harness import training
-    from harness.data import load_examples
+    from harness.data.examples import load_examples
+    from harness.training import trainer
 
     test, info = load_examples(zeroshot, data=data, split=opts.split, limit=limit, seed=opts.seed)
     train_content = None
@@ -150,19 +153,19 @@ def _open_compare(model: str, zeroshot: Task, train_task: Task, cfg: FinetuneCon
             train_content = load_examples(train_task, data=opts.train_data, split=train_task.train_split)[1].fingerprint
     scoring = {"data": data, "split": opts.split, "limit": limit, "seed": opts.seed, "dtype": opts.dtype,
                "train_data": opts.train_data, "select_on": opts.select_on, "val_limit": opts.val_limit}
-    key = compare_state.settings(model, finetuned=finetuned, task=zeroshot.to_dict(), scoring=scoring,
+    key = compare_folder.settings(model, finetuned=finetuned, task=zeroshot.to_dict(), scoring=scoring,
                                  training=cfg if finetuned is None else None,
                                  fingerprints=(info.fingerprint, train_content))
-    state = distributed.on_main(lambda: compare_state.open_folder(out, key, overwrite=opts.overwrite))
+    state = distributed.on_main(lambda: compare_folder.open_folder(out, key, overwrite=opts.overwrite))
     if finetuned is None and not state.resumed:  # the plan and a time estimate before anything runs
         with renamed_params(COMPARE_TRAIN_PARAMS):
-            training.preflight(model, train_task, cfg, train_data=opts.train_data, n_score=2 * len(test), yes=yes,
+            trainer.preflight(model, train_task, cfg, train_data=opts.train_data, n_score=2 * len(test), yes=yes,
                                allow_pickle=opts.allow_pickle)
     state.mark("pretrained scoring")
     return state
 
 
-def _scored(state: compare_state.CompareFolder, tasks: list[Task], model: str, name: str, *, data: str | None,
+def _scored(state: compare_folder.CompareFolder, tasks: list[Task], model: str, name: str, *, data: str | None,
             limit: int | None, opts: Options) -> Path:
     """The run folder OUT/runs/NAME: reused when a resumed compare finished it, else scored (or resumed)."""
     done = distributed.on_main(lambda: state.finished_run(state.out / "runs" / name))
@@ -172,17 +175,17 @@ def _scored(state: compare_state.CompareFolder, tasks: list[Task], model: str, n
     return run_dir
 
 
-def _finetuned(model: str, task: Task, cfg: FinetuneConfig, state: compare_state.CompareFolder,
+def _finetuned(model: str, task: Task, cfg: FinetuneConfig, state: compare_folder.CompareFolder,
                opts: Options) -> str:
     """OUT/finetuned: a finished fine-tune reused, an interrupted one resumed, else trained afresh."""
-    from harness import training
+    from harness.training import trainer
 
     output = state.out / "finetuned"
     step = distributed.on_main(lambda: state.finetune_step(output))
     if step == "reuse":
         return str(output)
     with renamed_params(COMPARE_TRAIN_PARAMS):
-        training.finetune(model, task, output, cfg, train_data=opts.train_data, allow_pickle=opts.allow_pickle,
+        trainer.finetune(model, task, output, cfg, train_data=opts.train_data, allow_pickle=opts.allow_pickle,
                           estimate=False, overwrite=step == "fresh", resume=step == "resume")
     distributed.barrier()  # rank 0 has written the checkpoint
     return str(output)

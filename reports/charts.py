@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness import metric_catalog as catalog
-from harness.metrics import confusion_matrix
+from harness.metrics import catalog
+from harness.metrics.classification import confusion_matrix
 from reports.sources import LoadedRun
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """Comparing each run with the baseline: pairing examples by `id`, the paired tests
 (McNemar on accuracy, bootstrap on macro F1), the headline table rows (one per headline
-metric of `harness.metric_catalog`) and the key findings written in plain words. Paired
+metric of `harness.metrics.catalog`) and the key findings written in plain words. Paired
 statistics need the same set of ids, the same labels, the same examples behind the ids
 (`reports.identity`: the same data, or the same text per id) and the same gold label per id;
 otherwise `PairedComparison.reason` says why they were not computed and the page shows the runs
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from harness import metric_catalog as catalog
-from harness.metric_catalog import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
+from harness.metrics import catalog
+from harness.metrics.catalog import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from reports import formatting as fmt
 from reports.identity import data_problem
 from reports.sources import LoadedRun

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.runs import PREVIEW_CHARS
+from harness.store.runs import PREVIEW_CHARS
 from reports.comparison import PairedComparison
 from reports.sources import LoadedRun
 

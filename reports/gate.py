@@ -15,9 +15,9 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness import metric_catalog as catalog
 from harness.errors import UserError
-from harness.runs import write_atomic
+from harness.metrics import catalog
+from harness.store.runs import write_atomic
 from reports.comparison import compare
 from reports.power import paired_difference
 from reports.sources import load_runs

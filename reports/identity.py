@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.runs import PREVIEW_CHARS, text_sha
+from harness.store.runs import PREVIEW_CHARS, text_sha
 from reports.sources import LoadedRun
 
 

@@ -9,7 +9,7 @@ size and precision; a change between two runs can move by the sum of both runs' 
 change no larger than that floor is labelled "within noise". Without a bench.json the floor
 is "not measured", and the report says how to measure it; it is never guessed.
 
-`tenser compare` measures its own floor by default (`harness.noise_check`): each run's
+`tenser compare` measures its own floor by default (`harness.recipes.noise_check`): each run's
 predictions on a seeded, stratified subset re-scored the reference way, written as OUT/noise.json
 (`tenser_noise` in it). Its floors are per run folder, not per task; a run scored as the
 reference already has a floor of 0 by construction, said so in the report.

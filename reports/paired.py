@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.runs import write_atomic
+from harness.store.runs import write_atomic
 from reports import formatting as fmt
 from reports.comparison import PairedComparison
 from reports.noise import NoiseFloor, change_floor, floor_for, within_noise

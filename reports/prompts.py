@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.runs import PREVIEW_CHARS
+from harness.store.runs import PREVIEW_CHARS
 from reports import formatting as fmt
 from reports import prompt_charts
 from reports.sources import LoadedRun, setup

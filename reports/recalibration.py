@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from harness import metric_catalog as catalog
 from harness.errors import UserError
-from harness.runs import PREDICTIONS
+from harness.metrics import catalog
+from harness.store.runs import PREDICTIONS
 from reports import formatting as fmt
 from reports import prompt_charts
 from reports.comparison import ALPHA

@@ -15,8 +15,8 @@ from typing import Any
 import jinja2
 
 from harness.errors import UserError
-from harness.metric_catalog import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
-from harness.runs import write_atomic
+from harness.metrics.catalog import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
+from harness.store.runs import write_atomic
 from reports import charts, example_tables, paired, prompts, recalibration, secondary, sections
 from reports.comparison import compare, findings, headline_rows
 from reports.manifest import manifest

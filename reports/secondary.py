@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import metric_catalog as catalog
+from harness.metrics import catalog
 from reports import formatting as fmt
 from reports.charts import colour, encode, figure
 from reports.sources import LoadedRun

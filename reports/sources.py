@@ -1,5 +1,5 @@
 """Run folders as the report sees them: `load_runs` reads each folder with
-`harness.runs.load_run`, checks the fields the report relies on (raising `UserError` that
+`harness.store.runs.load_run`, checks the fields the report relies on (raising `UserError` that
 names the file, the bad value and the fix) and, with `reports.verify`, that the folder agrees
 with itself, orders the runs so the baseline comes first, and turns predictions into numpy
 arrays once. A `LoadedRun` also carries its role in the page
@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from harness import metric_catalog as catalog
 from harness.errors import UserError
-from harness.runs import PREDICTIONS, RESULTS, load_run
+from harness.metrics import catalog
+from harness.store.runs import PREDICTIONS, RESULTS, load_run
 from reports import verify
 
 PREDICTION_FIELDS = ("id", "label", "pred", "probs")

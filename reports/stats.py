@@ -1,6 +1,6 @@
 """Statistics the report computes from recorded predictions: McNemar's paired test on
 accuracy, a paired bootstrap interval for the macro-F1 difference (macro F1 and the
-confusion matrix come from `harness.metrics`), expected
+confusion matrix come from `harness.metrics.classification`), expected
 calibration error with its reliability bins, and accuracy by review length. Inputs are
 numpy arrays of label indices (gold, predicted), booleans (correct) or floats (confidence,
 the probability of the predicted label); nothing here reads files or knows the task.
@@ -14,8 +14,8 @@ from typing import Literal
 
 import numpy as np
 
-from harness.metric_catalog import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
-from harness.metrics import confusion_matrix, macro_f1
+from harness.metrics.catalog import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
+from harness.metrics.classification import confusion_matrix, macro_f1
 
 EXACT_BELOW = 25  # discordant pairs under this: exact binomial; otherwise chi-square
 LENGTH_EDGES = (128, 256, 512, 1024)  # token-count bucket edges, right-inclusive

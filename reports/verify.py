@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from harness.errors import UserError
-from harness.metrics import confusion_matrix, per_class
-from harness.runs import RESULTS
+from harness.metrics.classification import confusion_matrix, per_class
+from harness.store.runs import RESULTS
 
 SUM_TOLERANCE = 1e-3  # probabilities are stored from float32 softmaxes, a rounding off 0, 1 or a sum of 1
 METRIC_TOLERANCE = 1e-6  # recorded metrics are computed from these very records, in float64

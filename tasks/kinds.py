@@ -1,6 +1,6 @@
 """The task-kind table: for each kind, the model it scores, its fine-tuning objective and the
 fields only it may set. One row per kind; the harness keeps one scorer per kind
-(`harness.scorers.SCORERS`).
+(`harness.backends.scorers.SCORERS`).
 
 The zero-shot-only fields are listed once here and serve `check_task` (a classifier task may not
 set them), the family twin (`families.classifier_twin` blanks them, `Family.task` skips them)

@@ -63,13 +63,13 @@ class Task:
     # Other prompts to measure sensitivity: each is (template, one label word per label).
     variants: tuple[tuple[str, ...], ...] = ()
     # zeroshot only: the prompt goes as a user turn through the tokenizer's chat template and the label
-    # word is scored as the start of the assistant's answer (harness.chat), for instruct models.
+    # word is scored as the start of the assistant's answer (harness.scoring.chat), for instruct models.
     chat_template: bool = False
     system_prompt: str = ""  # with chat_template: a system message before the user turn ("" = none)
     fewshot_as_multiturn: bool = False  # with chat_template and shots: demonstrations as user/assistant turns
     chat_turns: tuple[tuple[str, ...], ...] = ()  # (user, answer) turns; filled by few-shot, not by hand
     # Extra metrics as Hugging Face `evaluate` modules (a Hub id or a local module folder), computed from
-    # the recorded predictions (harness.extra_metrics). Tenser's own metrics stay scikit-learn's.
+    # the recorded predictions (harness.metrics.extra). Tenser's own metrics stay scikit-learn's.
     metrics: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

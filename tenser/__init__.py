@@ -20,7 +20,7 @@ from typing import Any
 
 from harness import api
 from harness.api import Comparison, evaluate, finetune
-from harness.runs import Run
+from harness.store.runs import Run
 
 __all__ = ["Comparison", "Run", "compare", "evaluate", "finetune", "report"]
 

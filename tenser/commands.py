@@ -46,7 +46,7 @@ def prepare_family(args: argparse.Namespace) -> Any:
 
 def finetune_config(args: argparse.Namespace, limit: int | None) -> Any:
     """FinetuneConfig from parsed flags."""
-    from harness.train_config import FinetuneConfig
+    from harness.training.config import FinetuneConfig
 
     return FinetuneConfig(
         lr=args.lr, batch_size=args.train_batch_size, epochs=args.epochs, weight_decay=args.weight_decay,
@@ -78,8 +78,9 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness import distributed, jobs
-    from harness.evaluation import Options, model_slugs, score_model, settings_suffix
+    from harness import distributed
+    from harness.recipes.evaluation import Options, model_slugs, score_model, settings_suffix
+    from harness.store import jobs
     from tasks import prompt_variants
     from tasks.kinds import get_kind
 
@@ -125,7 +126,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from harness.seed_power import seed_plan_lines
+    from harness.metrics.seed_power import seed_plan_lines
     from reports.power import plan_lines
 
     seeds = [] if args.seed_sd is None else seed_plan_lines(  # checked before anything prints
@@ -154,7 +155,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Score the pretrained model zero-shot, fine-tune (unless given), score again, report."""
     from harness import api, distributed
-    from harness.evaluation import Options
+    from harness.recipes.evaluation import Options
     from reports import render_report
 
     family = prepare_family(args)
@@ -200,8 +201,8 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from harness import bench
-    from harness.data import load_examples
+    from harness.data.examples import load_examples
+    from harness.recipes import bench
 
     family = prepare_family(args)
     ways = tuple(w.strip() for w in args.ways.split(","))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from harness import metric_catalog
+from harness.metrics import catalog
 
 EXIT_USER_ERROR = 2
 FMT = argparse.ArgumentDefaultsHelpFormatter
@@ -131,7 +131,7 @@ def add_gate(sub: Any) -> None:
                        formatter_class=FMT)
     p.add_argument("before", metavar="BEFORE_RUN", help="run folder of the reference (e.g. the released model)")
     p.add_argument("after", metavar="AFTER_RUN", help="run folder of the candidate, scored on the same examples")
-    p.add_argument("--metric", default="accuracy", help=" or ".join(metric_catalog.gated()))
+    p.add_argument("--metric", default="accuracy", help=" or ".join(catalog.gated()))
     p.add_argument("--margin", type=float, default=0.01, help="largest acceptable drop (0.01 = 1 point)")
     p.add_argument("--out", default="gate.json", help="JSON file for the decision")
 
@@ -237,7 +237,7 @@ def add_demo(sub: Any) -> None:
 
 def add_train_flags(p: argparse.ArgumentParser, *, limit: bool = True) -> None:
     """Fine-tuning hyperparameters; defaults are FinetuneConfig's (the seed project's)."""
-    from harness.train_config import FinetuneConfig
+    from harness.training.config import FinetuneConfig
 
     d = FinetuneConfig()
     g = p.add_argument_group("fine-tuning")

@@ -163,14 +163,14 @@ def llama_clf_dir(models_root: Path, llama_tokenizer: Any) -> Path:
 
 
 def _load(folder: Path, kind: str) -> Any:
-    from harness.models import load_model
+    from harness.backends.loading import load_model
 
     return load_model(str(folder), kind, device="cpu", dtype="float32")  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
 def gpt2(gpt2_dir: Path) -> Any:
-    """The tiny GPT-2 LM loaded through harness.models (read-only: do not mutate)."""
+    """The tiny GPT-2 LM loaded through harness.backends.loading (read-only: do not mutate)."""
     return _load(gpt2_dir, "causal_lm")
 
 

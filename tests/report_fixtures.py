@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.runs import PREVIEW_CHARS, load_run, save_run
+from harness.store.runs import PREVIEW_CHARS, load_run, save_run
 
 LABELS = ("negative", "positive")
 HOSTILE = "<script>alert(1)</script>"
@@ -247,9 +247,9 @@ def make_training_log(path: Path, *, epochs: int = 3, steps_per_epoch: int = 40,
 
 
 def with_real_metrics(run_dir: Path) -> Path:
-    """Replace a fixture run's metrics with what `harness.metrics` records (secondary metrics included)."""
-    from harness.metrics import compute_metrics
-    from harness.runs import load_run
+    """Replace a fixture run's metrics with what `harness.metrics.classification` records (secondary metrics included)."""
+    from harness.metrics.classification import compute_metrics
+    from harness.store.runs import load_run
 
     results, predictions = load_run(run_dir)
     labels = tuple(results["task"]["labels"])

@@ -120,7 +120,7 @@ def test_unknown_family_gets_did_you_mean_everywhere(tmp_path: Path, gpt2_dir: P
 def test_demo_on_the_family(trio: Path, gpt2_dir: Path, make_classifier_dir: Callable[..., Path]) -> None:
     from demo.app import build_app, classify_review
     from demo.predictors import Predictor
-    from harness.models import load_model
+    from harness.backends.loading import load_model
     from tasks import include_file
 
     include_file(trio)

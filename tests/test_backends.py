@@ -1,4 +1,4 @@
-"""The backend seam (harness.backends): the `fake:` backend through `tenser run`, the report and the
+"""The backend seam (harness.backends.base): the `fake:` backend through `tenser run`, the report and the
 gate; a toy backend written here in a few lines and registered under its own prefix; the
 registry's loud errors; commands that need a Hugging Face model refuse the others."""
 
@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness import backends
-from harness.backends import BatchPlan, fixed_plan, register_backend
+from harness.backends import base
+from harness.backends.base import BatchPlan, fixed_plan, register_backend
+from harness.backends.fake import WordTokenizer, load_fake
 from harness.errors import UserError
-from harness.fake_backend import WordTokenizer, load_fake
-from harness.inference import make_encoder, predict
+from harness.scoring.inference import make_encoder, predict
 from tasks import Task, get_task
 from tenser.cli import main
 from tests.conftest import make_reviews, write_rows
@@ -120,13 +120,13 @@ def test_the_fake_tokenizer_cuts_long_reviews_inside_the_review() -> None:
 
 def test_the_registry_speaks_up() -> None:
     with pytest.raises(UserError, match=r"no backend has the prefix fak:\. Did you mean fake:\?"):
-        backends.load_backend("fak:uniform", "causal_lm")
+        base.load_backend("fak:uniform", "causal_lm")
     with pytest.raises(UserError, match="unknown fake model.*fake:seeded-7"):
-        backends.load_backend("fake:random", "causal_lm")
+        base.load_backend("fake:random", "causal_lm")
     with pytest.raises(ValueError, match="already registered"):
         register_backend("fake", load_fake)
-    assert backends.prefix_of("gpt2") == backends.prefix_of("C:\\models\\gpt2") == backends.HF
-    assert backends.prefix_of("embedded:smollm2") == "embedded" and backends.is_hf("embedded:smollm2")
+    assert base.prefix_of("gpt2") == base.prefix_of("C:\\models\\gpt2") == base.HF
+    assert base.prefix_of("embedded:smollm2") == "embedded" and base.is_hf("embedded:smollm2")
 
 
 def test_commands_that_need_a_hugging_face_model_refuse_fake(tmp_path: Path, data: Path,

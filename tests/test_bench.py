@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from harness import bench
+from harness.recipes import bench
 from tasks import get_task
 from tenser.cli import main
 from tests.conftest import write_rows
@@ -116,7 +116,7 @@ def test_bad_ways_and_repeats_are_user_errors(gpt2_dir, capsys):
 
 def test_reference_is_the_plain_forward(gpt2):
     task = get_task("imdb_zeroshot")
-    from harness.inference import make_encoder, predict
+    from harness.scoring.inference import make_encoder, predict
 
     encoded = make_encoder(task, gpt2).encode_many(["A fine film.", "Dull, slow and long. " * 3])
     ref = bench.reference_probs(task, gpt2, encoded, progress=False)
@@ -129,8 +129,8 @@ def test_reference_sums_multi_token_label_words(gpt2):
     """Both words start with ' very': a first-token-only reference would say 50/50 for every input."""
     import dataclasses
 
-    from harness.encoding import label_token_ids
-    from harness.inference import make_encoder, predict
+    from harness.scoring.encoding import label_token_ids
+    from harness.scoring.inference import make_encoder, predict
 
     task = dataclasses.replace(get_task("imdb_zeroshot"), label_words=(" very bad", " very good"))
     words = label_token_ids(task, gpt2.tokenizer)

@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness import calibration, prompting
-from harness.data import Example
+from harness.data.examples import Example
 from harness.errors import UserError
-from harness.fewshot import choose, with_demonstrations
-from harness.inference import BatchPlan, Predicted, make_encoder
+from harness.scoring import calibration, prompting
+from harness.scoring.fewshot import choose, with_demonstrations
+from harness.scoring.inference import BatchPlan, Predicted, make_encoder
 from tasks import TaskError, get_task
 from tenser.cli import main
 from tests.conftest import make_reviews, write_rows
@@ -39,7 +39,7 @@ def test_contextual_correction_uses_the_same_prompt_path(monkeypatch: pytest.Mon
         seen.extend(e.ids for e in encoded)
         return Predicted(known[: len(encoded)], BatchPlan(1, None))
 
-    monkeypatch.setattr("harness.inference.predict", fake_predict)
+    monkeypatch.setattr("harness.scoring.inference.predict", fake_predict)
     shift, info = calibration.correction(task, gpt2)
     encoder = make_encoder(task, gpt2)
     assert seen == [encoder.encode(text).ids for text in task.content_free]
@@ -59,7 +59,7 @@ def test_pmi_correction_scores_the_domain_prompt(monkeypatch: pytest.MonkeyPatch
         seen.extend(e.ids for e in encoded)
         return Predicted(np.array([[0.25, 0.75]]), BatchPlan(1, None))
 
-    monkeypatch.setattr("harness.inference.predict", fake_predict)
+    monkeypatch.setattr("harness.scoring.inference.predict", fake_predict)
     shift, info = calibration.correction(task, gpt2)
     assert seen == [gpt2.tokenizer("Sentiment:")["input_ids"]]
     np.testing.assert_allclose(np.exp(shift), [0.25, 0.75])

@@ -1,4 +1,4 @@
-"""Chat templates (harness.chat): the prompt as a user turn on a tiny Llama whose tokenizer has a
+"""Chat templates (harness.scoring.chat): the prompt as a user turn on a tiny Llama whose tokenizer has a
 template, the label word after the assistant header, truncation inside the review only, few-shot
 as turns, the rendered prompt recorded, and the one-line error for a model without a template."""
 
@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from harness.data import Example
-from harness.encoding import Encoder, label_token_ids
+from harness.data.examples import Example
 from harness.errors import UserError
-from harness.fewshot import with_demonstrations
-from harness.runs import load_run
+from harness.scoring.encoding import Encoder, label_token_ids
+from harness.scoring.fewshot import with_demonstrations
+from harness.store.runs import load_run
 from tasks import get_task
 from tenser.cli import main
 

@@ -1,4 +1,4 @@
-"""Tests for `harness.classifier_metrics`: the reviewer metrics equal scikit-learn's on fixtures (binary
+"""Tests for `harness.metrics.reviewer`: the reviewer metrics equal scikit-learn's on fixtures (binary
 and three labels, with tied scores), the weighted bootstrap formulas equal scikit-learn's
 `sample_weight`, intervals bracket the estimate, and compute_metrics records them."""
 
@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from harness import classifier_metrics
-from harness.classifier_metrics import reviewer_metrics, weighted_metrics
-from harness.metrics import compute_metrics
+from harness.metrics import reviewer
+from harness.metrics.classification import compute_metrics
+from harness.metrics.reviewer import reviewer_metrics, weighted_metrics
 
 
 def test_doctests_pass() -> None:
-    result = doctest.testmod(classifier_metrics)
+    result = doctest.testmod(reviewer)
     assert result.attempted > 0 and result.failed == 0
 
 

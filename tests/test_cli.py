@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.evaluation import model_slug
-from harness.metrics import compute_metrics
-from harness.runs import load_run
+from harness.metrics.classification import compute_metrics
+from harness.recipes.evaluation import model_slug
+from harness.store.runs import load_run
 from tasks import list_tasks
 from tenser.cli import main
 

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 
 import tenser
-from harness import backends, noise_check
-from harness.backends import register_backend
+from harness.backends import base
+from harness.backends.base import register_backend
+from harness.backends.fake import FakeModel, FakeScorer
 from harness.errors import UserError
-from harness.fake_backend import FakeModel, FakeScorer
+from harness.recipes import noise_check
 from tests.conftest import write_rows
 from tests.test_finetune import separable
 from tests.test_reliability import _one_thread  # noqa: F401  (one torch thread)
@@ -98,7 +99,7 @@ class FlakyModel(FakeModel):
 
 
 FLAKY = FakeModel("fake:uniform", None).tokenizer(" FLAKY")["input_ids"][0]  # the token id of " FLAKY"
-if "flaky" not in backends._BACKENDS:
+if "flaky" not in base._BACKENDS:
     register_backend("flaky", lambda name, kind, **options: FlakyModel(name, 7))
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from harness import compare_state, runs
+from harness.store import compare_folder, runs
 from tenser.cli import main
 from tests.conftest import write_rows
 from tests.test_finetune import separable
@@ -38,7 +38,7 @@ partial = Path(os.environ.get("TENSER_TEST_PARTIAL", "/nonexistent"))
 def stop_here(*args, **kwargs):
     marker.write_text(phase)
     time.sleep(600)
-import harness.hf_backend as inference
+import harness.backends.hf as inference
 real_build = inference.build_scorer
 def build(*args):
     real = real_build(*args)
@@ -50,21 +50,21 @@ def build(*args):
             return real.score(batch)
     return Stopping()
 inference.build_scorer = build
-import harness.training as training
-real_printer = training._epoch_printer
+import harness.training.trainer as training
+real_printer = trainer._epoch_printer
 def printer():
     callback = real_printer()
     if phase == "fine-tuning":
         callback.on_save = stop_here  # after the first epoch's checkpoint is saved
     return callback
-training._epoch_printer = printer
-import harness.compare_state as compare_state
-real_mark = compare_state.CompareFolder.mark
+trainer._epoch_printer = printer
+import harness.store.compare_folder as compare_state
+real_mark = compare_folder.CompareFolder.mark
 def mark(self, now):
     real_mark(self, now)
     if phase == "report" and now == "the report":  # before the report is rendered
         stop_here()
-compare_state.CompareFolder.mark = mark
+compare_folder.CompareFolder.mark = mark
 from tenser.cli import main
 raise SystemExit(main(sys.argv[1:]))
 """
@@ -105,7 +105,7 @@ def _kill_at(phase: str, args: list[str], out: Path, tmp_path: Path, partial: st
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert json.loads((out / compare_state.STATE).read_text())["phase"] == phase.replace("report", "the report")
+    assert json.loads((out / compare_folder.STATE).read_text())["phase"] == phase.replace("report", "the report")
 
 
 def _assert_same_compare(out: Path, ref: Path) -> None:
@@ -123,20 +123,20 @@ def _assert_same_compare(out: Path, ref: Path) -> None:
     first = [(e["loss"], e["step"]) for e in logs[1]["train_loss"] if e["epoch"] <= 1]
     assert [(e["loss"], e["step"]) for e in logs[0]["train_loss"]][:len(first)] == first
     assert (out / "report.html").stat().st_size > 10_000 and not (out / "finetuned" / "checkpoints").exists()
-    assert json.loads((out / compare_state.STATE).read_text())["phase"] == "done"
+    assert json.loads((out / compare_folder.STATE).read_text())["phase"] == "done"
 
 
 def _spy_finetune(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    from harness import training
+    from harness.training import trainer
 
     calls: list[dict[str, Any]] = []
-    real = training.finetune
+    real = trainer.finetune
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         calls.append(kwargs)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(training, "finetune", spy)
+    monkeypatch.setattr(trainer, "finetune", spy)
     return calls
 
 
@@ -187,7 +187,7 @@ def test_overwrite_starts_a_compare_again_under_new_settings(tmp_path, gpt2_dir,
     out = tmp_path / "cmp"
     shutil.copytree(reference, out)
     assert main([*_args(gpt2_dir, data, out, "--epochs", "1"), "--overwrite"]) == 0
-    state = json.loads((out / compare_state.STATE).read_text())
+    state = json.loads((out / compare_folder.STATE).read_text())
     assert state["phase"] == "done" and state["settings"]["training"]["epochs"] == 1
     assert [e["epoch"] for e in json.loads((out / "finetuned" / "training_log.json").read_text())["epochs"]] == [1]
 
@@ -197,7 +197,7 @@ def test_a_second_compare_into_the_same_out_stops(tmp_path, gpt2_dir, data, caps
     with runs.run_lock(out):
         assert main(_args(gpt2_dir, data, out)) == 2
     assert "is in use by another tenser process" in capsys.readouterr().err
-    assert not (out / compare_state.STATE).exists()
+    assert not (out / compare_folder.STATE).exists()
 
 
 def test_an_old_compare_folder_without_compare_json_is_refused(tmp_path, gpt2_dir, data, capsys):
@@ -208,7 +208,7 @@ def test_an_old_compare_folder_without_compare_json_is_refused(tmp_path, gpt2_di
 
 
 def test_ctrl_c_during_compare_says_to_rerun_the_same_command():
-    from harness.jobs import Interrupted, interrupted_message
+    from harness.store.jobs import Interrupted, interrupted_message
 
     for exc in (KeyboardInterrupt(), Interrupted(Path("out/runs/x"))):
         assert "rerun the same command to continue" in interrupted_message(exc, "compare")

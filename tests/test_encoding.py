@@ -1,13 +1,13 @@
-"""harness.encoding: prompt rendering, truncation inside the review only (trap 3), literal
+"""harness.scoring.encoding: prompt rendering, truncation inside the review only (trap 3), literal
 special-token strings kept as text (trap 2), label-word tokenization (trap 1)."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.encoding import Encoded, Encoder, label_token_ids
 from harness.errors import UserError
-from harness.inference import make_encoder
+from harness.scoring.encoding import Encoded, Encoder, label_token_ids
+from harness.scoring.inference import make_encoder
 from tasks import get_task
 
 EOS = "<|endoftext|>"

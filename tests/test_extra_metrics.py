@@ -1,4 +1,4 @@
-"""Extra metrics as `evaluate` modules (harness.extra_metrics): the shipped local module computes
+"""Extra metrics as `evaluate` modules (harness.metrics.extra): the shipped local module computes
 offline from the recorded predictions into results.json and the report, equals Tenser's own
 scikit-learn metrics on the same predictions, and a Hub id offline is a one-line error."""
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.metrics import compute_metrics
-from harness.runs import load_run
+from harness.metrics.classification import compute_metrics
+from harness.store.runs import load_run
 from tenser.cli import main
 
 pytest.importorskip("evaluate")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.data import load_examples
+from harness.data.examples import load_examples
 from harness.errors import UserError
 from tasks import Task, TaskError, get_family, get_task, include_file, register_family
 from tests.conftest import write_rows

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from harness.errors import UserError
-from harness.train_config import FinetuneConfig
-from harness.train_data import split_train_val
-from harness.training import finetune
+from harness.training.config import FinetuneConfig
+from harness.training.data import split_train_val
+from harness.training.trainer import finetune
 from tasks import get_task
 from tenser.cli import main
 from tests.conftest import write_rows
@@ -91,9 +91,9 @@ def test_early_stopping_restores_best_epoch(tmp_path: Path, gpt2_dir: Path) -> N
     # The saved model is the best epoch's: its validation loss equals the logged best.
     import numpy as np
 
-    from harness.data import load_examples
-    from harness.inference import make_encoder, predict
-    from harness.models import load_model
+    from harness.backends.loading import load_model
+    from harness.data.examples import load_examples
+    from harness.scoring.inference import make_encoder, predict
 
     task = get_task("imdb_classifier")
     examples, _ = load_examples(task, data=str(train), split="train")
@@ -231,7 +231,7 @@ def test_validation_metrics_equal_tenser_run_on_the_same_examples(
     """Fine-tuning's validation scores the way `tenser run` scores the task: multi-token label words summed."""
     from transformers import TrainerCallback
 
-    from harness.data import load_examples
+    from harness.data.examples import load_examples
     from tasks import Task, register_family
 
     family = register_family(Task(name="multi_zeroshot", kind="zeroshot", labels=("negative", "positive"),

@@ -1,4 +1,4 @@
-"""LoRA (harness.lora): adapters train for both objectives on tiny models, only they (and a
+"""LoRA (harness.training.lora): adapters train for both objectives on tiny models, only they (and a
 classifier's head) train, the merged checkpoint loads and scores like any folder, bad combinations."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UserError
-from harness.runs import load_run
-from harness.train_config import FinetuneConfig
-from harness.training import finetune
+from harness.store.runs import load_run
+from harness.training.config import FinetuneConfig
+from harness.training.trainer import finetune
 from tasks import get_task
 from tenser.cli import main
 from tests.conftest import write_rows

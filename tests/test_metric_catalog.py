@@ -1,4 +1,4 @@
-"""harness.metric_catalog is the one list of metrics: every row is computed by harness with an
+"""harness.metrics.catalog is the one list of metrics: every row is computed by harness with an
 interval, and the report's tables, chart and gate choices are exactly the catalog's rows (so a
 new headline metric is its computation plus one row), with no second list left in reports/."""
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import metric_catalog as catalog
 from harness.errors import UserError
-from harness.metrics import compute_metrics
+from harness.metrics import catalog
+from harness.metrics.classification import compute_metrics
 from reports import gate
 from reports.render import build_context
 from reports.sources import load_runs

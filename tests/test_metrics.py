@@ -1,4 +1,4 @@
-"""harness.metrics: every number equals scikit-learn / scipy on random predictions, including
+"""harness.metrics.classification: every number equals scikit-learn / scipy on random predictions, including
 classes that are never predicted; intervals are deterministic and sensible."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 import sklearn.metrics as skm
 from scipy.stats import binomtest, sem
 
-from harness import metrics
-from harness.metrics import (
+from harness.metrics import classification
+from harness.metrics.classification import (
     Z95,
     compute_metrics,
     confusion_matrix,
@@ -34,7 +34,7 @@ def _random_case(seed: int, n: int, k: int, never: int | None = None):
 
 
 def test_doctests_pass():
-    result = doctest.testmod(metrics)
+    result = doctest.testmod(classification)
     assert result.attempted >= 3 and result.failed == 0
 
 

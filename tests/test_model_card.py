@@ -1,4 +1,4 @@
-"""Model cards (harness.model_card): `finetune` writes README.md whose front matter parses as the
+"""Model cards (harness.training.model_card): `finetune` writes README.md whose front matter parses as the
 Hub's model-index and whose numbers equal training_log.json; `compare` adds the test split and the
 paired change from the run folders and comparison.json; an embedded base carries its note and license."""
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from harness import model_card
-from harness.runs import load_run
+from harness.store.runs import load_run
+from harness.training import model_card
 from tenser.cli import main
 from tests.conftest import write_rows
 from tests.test_finetune import separable

@@ -1,4 +1,4 @@
-"""harness.precision (`--dtype mixed`): bf16 scores, with near-ties scored again in fp32 so that
+"""harness.backends.precision (`--dtype mixed`): bf16 scores, with near-ties scored again in fp32 so that
 predictions equal a float32 run's."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from harness.encoding import Encoded
-from harness.inference import make_encoder, predict
-from harness.models import load_model
-from harness.precision import SAFETY, CheckedScorer, pair_error, spread_sample, top_gap
+from harness.backends.loading import load_model
+from harness.backends.precision import SAFETY, CheckedScorer, pair_error, spread_sample, top_gap
+from harness.scoring.encoding import Encoded
+from harness.scoring.inference import make_encoder, predict
 from tasks import get_task
 
 
@@ -95,7 +95,7 @@ def test_helpers():
 
 
 def test_the_output_layer_stays_float32_on_a_bf16_body(gpt2):
-    from harness.scorers import _head
+    from harness.backends.scorers import _head
 
     head = gpt2.model.get_output_embeddings()
     hidden = torch.randn(3, head.in_features).to(torch.bfloat16)
@@ -121,7 +121,7 @@ def test_mixed_on_a_real_model_predicts_as_float32(gpt2_dir, synth_reviews):
 
 
 def test_run_folders_record_each_jobs_mixed_precision_checks(tmp_path, gpt2_dir, synth_reviews, write_data, capsys):
-    from harness.runs import load_run
+    from harness.store.runs import load_run
     from tenser.cli import main
 
     data = write_data(synth_reviews(24, seed=4), "reviews.jsonl")

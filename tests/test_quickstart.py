@@ -18,11 +18,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from harness import estimate
-from harness.data import load_examples
+from harness.data.examples import load_examples
 from harness.errors import UserError
-from harness.train_config import FinetuneConfig
-from harness.training import finetune
+from harness.training import estimate
+from harness.training.config import FinetuneConfig
+from harness.training.trainer import finetune
 from tasks import get_task
 from tenser import commands
 from tenser.cli import main

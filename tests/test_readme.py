@@ -103,7 +103,7 @@ def test_task_file_examples_register_the_same_family(tmp_path, clean_registry):
 
 
 def test_local_data_example_finds_its_files(tmp_path, clean_registry):
-    from harness.data import load_examples
+    from harness.data.examples import load_examples
 
     (local,) = [b for b in blocks(section("Adding a task"), "toml") if "./data/sst2" in b]
     data = tmp_path / "data" / "sst2"
@@ -119,7 +119,7 @@ def test_local_data_example_finds_its_files(tmp_path, clean_registry):
 
 
 def test_run_folder_names_shown_are_the_real_ones():
-    from harness.evaluation import model_slugs, settings_suffix
+    from harness.recipes.evaluation import model_slugs, settings_suffix
 
     text = section("Reading a run folder")
     for overrides in ({"calibration": "contextual"}, {"max_tokens": "32", "truncation_side": "right"},
@@ -149,16 +149,16 @@ def test_no_stale_entry_points():
 
 def test_adding_a_metric_example_moves_mcc_into_the_headline(tmp_path, monkeypatch):
     """The README's catalog row, put in place of MCC's, reaches the headline table and chart, out of the secondary."""
-    from harness import metric_catalog
-    from harness.runs import load_run
+    from harness.metrics import catalog
+    from harness.store.runs import load_run
     from reports.render import build_context
     from reports.sources import load_runs
     from tests.report_fixtures import make_run, with_real_metrics
 
     (block,) = blocks(section("Adding a metric"), "python")
-    row = eval(block, {"Metric": metric_catalog.Metric})  # one catalog row, as it would sit in METRICS
-    assert row.key in {m.key for m in metric_catalog.secondary()}
-    monkeypatch.setattr(metric_catalog, "METRICS", tuple(row if m.key == row.key else m for m in metric_catalog.METRICS))
+    row = eval(block, {"Metric": catalog.Metric})  # one catalog row, as it would sit in METRICS
+    assert row.key in {m.key for m in catalog.secondary()}
+    monkeypatch.setattr(catalog, "METRICS", tuple(row if m.key == row.key else m for m in catalog.METRICS))
     runs = [with_real_metrics(make_run(tmp_path / f"r{seed}", seed=seed)) for seed in (1, 2)]  # MCC recorded
     context = build_context(load_runs(runs))
     headline = {r["key"]: r for r in context["headline"]}

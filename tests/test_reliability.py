@@ -19,11 +19,12 @@ import numpy as np
 import pytest
 import torch
 
-from harness import encoding, runs
-from harness import hf_backend as runner
-from harness.data import load_examples
+from harness.backends import hf as runner
+from harness.data.examples import load_examples
 from harness.errors import UserError
-from harness.inference import make_encoder
+from harness.scoring import encoding
+from harness.scoring.inference import make_encoder
+from harness.store import runs
 from tasks import get_task
 from tenser.cli import main
 from tests.conftest import make_reviews, write_rows
@@ -209,7 +210,7 @@ def test_read_partial_keeps_complete_lines_and_cuts_the_torn_tail(tmp_path):
 
 SLOW_RUN = """
 import sys, time
-import harness.hf_backend as runner
+import harness.backends.hf as runner
 real_build = runner.build_scorer
 def slow_build(*args):
     real = real_build(*args)

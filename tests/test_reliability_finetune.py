@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import torch
 
-from harness import runs
 from harness.errors import UserError
-from harness.train_config import FinetuneConfig
-from harness.training import finetune
+from harness.store import runs
+from harness.training.config import FinetuneConfig
+from harness.training.trainer import finetune
 from tasks import get_task
 from tenser.cli import flag as cli_flag
 from tenser.cli import main

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import torch
 
+from harness.backends.loading import load_model
 from harness.errors import UserError
-from harness.models import load_model
 from tenser.cli import main
 from tests.conftest import make_reviews, write_rows
 from tests.test_reliability import _one_thread  # noqa: F401  (one torch thread)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import runs
+from harness.store import runs
 from tenser.cli import main
 from tests import test_reliability as rel
 from tests.conftest import make_reviews

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from harness.errors import UserError
-from harness.metrics import confusion_matrix, macro_f1
+from harness.metrics.classification import confusion_matrix, macro_f1
 from reports import formatting, render_report, stats
 from reports.comparison import compare
 from reports.sources import load_runs

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from harness.errors import UserError
-from harness.metrics import compute_metrics
-from harness.runs import load_run, save_run
+from harness.metrics.classification import compute_metrics
+from harness.store.runs import load_run, save_run
 from reports import render_report
 from reports.power import minimum_detectable_effect, paired_difference
 from reports.sources import load_runs
@@ -22,7 +22,7 @@ from tests.report_fixtures import flip_run, make_run
 
 
 def _with_harness_metrics(run_dir: Path) -> Path:
-    """Replace the fixture's metrics with those `tenser run` records (harness.metrics)."""
+    """Replace the fixture's metrics with those `tenser run` records (harness.metrics.classification)."""
     results, predictions = load_run(run_dir)
     labels = results["task"]["labels"]
     gold = np.array([labels.index(p["label"]) for p in predictions])

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from harness import runs
-from harness.data import load_examples
+from harness.data.examples import load_examples
 from harness.errors import UserError
-from harness.runner import score_run
+from harness.scoring.runner import score_run
+from harness.store import runs
 from reports import render_report
 from reports.comparison import compare
 from reports.sources import load_runs

@@ -1,4 +1,4 @@
-"""harness.runs + runner.score_run: run folders are complete, atomic, self-consistent, and
+"""harness.store.runs + runner.score_run: run folders are complete, atomic, self-consistent, and
 refuse to clobber; a crash keeps the predictions scored so far."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import math
 import numpy as np
 import pytest
 
-from harness import runs
-from harness.data import load_examples
+from harness.data.examples import load_examples
 from harness.errors import UserError
-from harness.metrics import compute_metrics
-from harness.runner import score_run
+from harness.metrics.classification import compute_metrics
+from harness.scoring.runner import score_run
+from harness.store import runs
 from tasks import get_task
 from tenser.cli import flag
 
@@ -177,7 +177,7 @@ def test_evaluate_writes_a_complete_consistent_run_folder(fixture, task_name, re
 
 
 def test_a_crash_while_scoring_keeps_the_scored_batches(gpt2, tmp_path, reviews, monkeypatch):
-    from harness import hf_backend as runner
+    from harness.backends import hf as runner
 
     task = get_task("imdb_zeroshot")
     examples, info = load_examples(task, data=str(_csv(tmp_path, reviews)))

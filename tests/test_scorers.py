@@ -1,4 +1,4 @@
-"""harness.models + harness.scorers + runner.predict: the scoring contract against independent
+"""harness.backends.loading + harness.backends.scorers + runner.predict: the scoring contract against independent
 computations on tiny real models (GPT-2 and Llama), batch invariance (trap 7), padding and
 literal EOS (trap 2), long inputs (trap 3), refusing untrained heads (trap 4), model loading."""
 
@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from harness.encoding import Encoded
+from harness.backends.hf import plan_batches
+from harness.backends.loading import content_hash, load_model, resolve_device, resolve_dtype
+from harness.backends.scorers import ClassifierScorer, ZeroShotScorer, build_scorer
 from harness.errors import UserError
-from harness.hf_backend import plan_batches
-from harness.inference import BatchPlan, make_encoder, predict
-from harness.models import content_hash, load_model, resolve_device, resolve_dtype
-from harness.scorers import ClassifierScorer, ZeroShotScorer, build_scorer
+from harness.scoring.encoding import Encoded
+from harness.scoring.inference import BatchPlan, make_encoder, predict
 from tasks import get_task
 
 EOS = "<|endoftext|>"
@@ -319,7 +319,7 @@ def test_nan_scores_are_a_user_error(gpt2, monkeypatch):
         def score(self, batch):
             return torch.full((len(batch), 2), float("nan"))
 
-    monkeypatch.setattr("harness.hf_backend.build_scorer", lambda *a: NaNScorer())
+    monkeypatch.setattr("harness.backends.hf.build_scorer", lambda *a: NaNScorer())
     with pytest.raises(UserError, match="NaN/inf scores"):
         predict(task, gpt2, encoded, progress=False)
 
@@ -342,8 +342,8 @@ def test_auto_gpu_budget_backs_off_on_out_of_memory(gpt2, monkeypatch):
 
     auto = plan_batches("auto", torch.device("cuda"))
     assert auto.max_tokens is not None and auto.max_tokens > 0 and auto.max_examples > 0
-    monkeypatch.setattr("harness.hf_backend.plan_batches", lambda *a: auto)
-    monkeypatch.setattr("harness.hf_backend.build_scorer", lambda *a: GpuLikeScorer())
+    monkeypatch.setattr("harness.backends.hf.plan_batches", lambda *a: auto)
+    monkeypatch.setattr("harness.backends.hf.build_scorer", lambda *a: GpuLikeScorer())
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     probs = predict(task, gpt2, encoded, progress=False).probs
     first_fit = next(i for i, p in enumerate(padded) if p <= 40)
@@ -367,7 +367,7 @@ def test_out_of_memory_halves_the_batch(gpt2, monkeypatch):
                 raise torch.OutOfMemoryError("CUDA out of memory")
             return real.score(batch)
 
-    monkeypatch.setattr("harness.hf_backend.build_scorer", lambda *a: SmallMemoryScorer())
+    monkeypatch.setattr("harness.backends.hf.build_scorer", lambda *a: SmallMemoryScorer())
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     probs = predict(task, gpt2, encoded, batch_size=8, progress=False).probs
     assert sizes == [6, 4, 2, 2, 2]

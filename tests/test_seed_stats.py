@@ -1,4 +1,4 @@
-"""harness.seed_stats and harness.seed_power: gains over several training seeds. Intervals cover the
+"""harness.metrics.seed_stats and harness.metrics.seed_power: gains over several training seeds. Intervals cover the
 recipe's expected gain at their nominal rate on simulated runs with known seed variance and known
 gain (and fail to once the seed term is dropped); one seed gives the report's single-pair figures;
 the verdict, flips, Holm and the seed/example counts against hand or textbook values; `tenser plan --seed-sd`."""
@@ -10,10 +10,10 @@ import doctest
 import numpy as np
 import pytest
 
-from harness import seed_power, seed_stats
 from harness.errors import UserError
-from harness.seed_power import examples_needed, seeds_needed
-from harness.seed_stats import BOOTSTRAP_FROM, Z95, holm, seed_flips, seed_gains, verdict
+from harness.metrics import seed_power, seed_stats
+from harness.metrics.seed_power import examples_needed, seeds_needed
+from harness.metrics.seed_stats import BOOTSTRAP_FROM, Z95, holm, seed_flips, seed_gains, verdict
 from reports.power import paired_difference
 from tenser.cli import main
 

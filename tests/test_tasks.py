@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.runs import load_run
+from harness.store.runs import load_run
 from tasks import Task, TaskError, get_task, include_file, list_tasks, register_task
 from tenser.cli import main
 

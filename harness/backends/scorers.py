@@ -1,0 +1,153 @@
+"""Scorers: for each input, one score per label. The one contract every task kind meets.
+
+- `ZeroShotScorer`: log P(label word | prompt) from a causal LM, at the last prompt
+  position only (the LM head runs on one position per example, not the whole sequence).
+  Multi-token label words are scored by the sum of their tokens' log-probs.
+- `ClassifierScorer`: the logits of a sequence-classification head at the last real token.
+
+Batches are right-padded. Causal attention means real tokens never see the padding after
+them, so no attention mask is needed and positions stay 0..n-1 (GPT-2's absolute position
+embeddings make left padding change answers). The last real token is found from the known
+lengths, never by searching for the pad id, so a literal EOS inside a review is harmless.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+
+from harness.errors import UserError
+from harness.scoring.encoding import Encoded, label_token_ids
+from tasks import Task
+
+
+class Scorer(Protocol):
+    """Scores a batch of encoded inputs: returns a [batch, n_labels] float32 tensor."""
+
+    method: str
+    label_tokens: list[list[int]] | None  # each label word's token ids, when the scorer reads words
+
+    def score(self, batch: list[Encoded]) -> torch.Tensor: ...
+
+
+def _pad(seqs: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad `seqs` into one tensor; also return each sequence's length."""
+    lengths = torch.tensor([len(s) for s in seqs])
+    ids = torch.full((len(seqs), int(lengths.max())), pad_id, dtype=torch.long)
+    for row, s in enumerate(seqs):
+        ids[row, : len(s)] = torch.tensor(s)
+    return ids.to(device), lengths.to(device)
+
+
+def _hidden_at(base: Any, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Final hidden states at `positions` ([batch, k]) from the model body."""
+    hidden = base(input_ids=ids, use_cache=False).last_hidden_state
+    rows = torch.arange(ids.shape[0], device=ids.device).unsqueeze(1)
+    return hidden[rows, positions]
+
+
+def _head(head: Any, hidden: torch.Tensor) -> torch.Tensor:
+    """The output layer on the scored positions, in the head's dtype whatever the body's.
+
+    With a bf16 body (`--dtype mixed`) the head stays float32: bf16 logits would be rounded
+    (a step of 0.125 for logits of 16 to 32), the largest part of bf16's error in label
+    scores. The head runs on one position per input, so full precision costs nothing.
+    """
+    return head(hidden.to(head.weight.dtype))
+
+
+class ZeroShotScorer:
+    """Scores labels by the log-probability of their words after the prompt."""
+
+    def __init__(self, model: Any, tokenizer: Any, task: Task, body: Any = None) -> None:
+        self.model, self.task = model, task
+        self.body = body if body is not None else model.base_model
+        self.pad_id = int(tokenizer.pad_token_id)
+        self.label_ids = label_token_ids(task, tokenizer)
+        self.label_tokens: list[list[int]] | None = self.label_ids
+        self.multi_token = any(len(ids) > 1 for ids in self.label_ids)
+        words = "summed log-probs of multi-token label words" if self.multi_token else "single-token label words"
+        self.method = f"zeroshot: log P(label word | prompt) at the last prompt position ({words})"
+        config = model.config
+        self.softcap = getattr(config, "final_logit_softcapping", None)
+        # Some heads scale their logits (Cohere multiplies, Granite divides): keep their distribution.
+        self.scale = float(getattr(config, "logit_scale", None) or 1.0) / float(getattr(config, "logits_scaling", None) or 1.0)
+
+    @torch.inference_mode()
+    def score(self, batch: list[Encoded]) -> torch.Tensor:
+        if not self.multi_token:
+            flat = [ids[0] for ids in self.label_ids]
+            return self._logprobs([e.ids for e in batch], [[len(e.ids) - 1] for e in batch])[:, 0, flat]
+        columns = []
+        for word in self.label_ids:
+            seqs = [e.ids + word[:-1] for e in batch]
+            steps = [[len(e.ids) - 1 + k for k in range(len(word))] for e in batch]
+            lp = self._logprobs(seqs, steps)  # [batch, len(word), vocab]
+            target = torch.tensor(word, device=lp.device).expand(len(batch), -1).unsqueeze(-1)
+            columns.append(lp.gather(-1, target).squeeze(-1).sum(-1))
+        return torch.stack(columns, dim=1)
+
+    def _logprobs(self, seqs: list[list[int]], steps: list[list[int]]) -> torch.Tensor:
+        device = next(self.model.parameters()).device
+        ids, _ = _pad(seqs, self.pad_id, device)
+        positions = torch.tensor(steps, device=device)
+        logits = _head(self.model.get_output_embeddings(), _hidden_at(self.body, ids, positions)).float()
+        logits = logits * self.scale
+        if self.softcap:  # e.g. Gemma 2 caps its logits; keep the model's own distribution
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return torch.log_softmax(logits, dim=-1)
+
+
+class ClassifierScorer:
+    """Scores labels by a sequence-classification head's logits."""
+
+    method = "classifier: sequence-classification head logits at the last real token"
+    label_tokens: list[list[int]] | None = None
+
+    def __init__(self, model: Any, tokenizer: Any, task: Task, body: Any = None) -> None:
+        _check_head_labels(model, task)
+        self.model = model
+        self.body = body if body is not None else model.base_model
+        self.pad_id = int(tokenizer.pad_token_id)
+        # Decoder-style heads (GPT-2, Llama, ...) are a linear `score` layer on the last token;
+        # run it ourselves on that one position. Other models get the standard forward.
+        self.head = getattr(model, "score", None)
+
+    @torch.inference_mode()
+    def score(self, batch: list[Encoded]) -> torch.Tensor:
+        device = next(self.model.parameters()).device
+        ids, lengths = _pad([e.ids for e in batch], self.pad_id, device)
+        if self.head is not None:
+            hidden = _hidden_at(self.body, ids, (lengths - 1).unsqueeze(1))[:, 0]
+            return _head(self.head, hidden).float()
+        mask = (torch.arange(ids.shape[1], device=device) < lengths.unsqueeze(1)).long()
+        return self.model(input_ids=ids, attention_mask=mask).logits.float()
+
+
+def _check_head_labels(model: Any, task: Task) -> None:
+    """A head must have one output per task label, in the task's order where it names them."""
+    n = int(getattr(model.config, "num_labels", len(task.labels)))
+    if n != len(task.labels):
+        raise UserError(
+            f"the model's classification head has {n} outputs but task {task.name!r} has {len(task.labels)} "
+            f"labels ({', '.join(task.labels)}); use a checkpoint fine-tuned for this task"
+        )
+    names = [str((getattr(model.config, "id2label", None) or {}).get(i, "")).lower() for i in range(n)]
+    wanted = [label.lower() for label in task.labels]
+    if sorted(names) == sorted(wanted) and names != wanted:
+        raise UserError(
+            f"the model's head orders its labels {names} but task {task.name!r} orders them {wanted}; "
+            f"use a checkpoint fine-tuned with the task's label order"
+        )
+
+
+# One scorer per task kind (the rows of `tasks.kinds.KINDS`).
+SCORERS: dict[str, type[ZeroShotScorer] | type[ClassifierScorer]] = {
+    "zeroshot": ZeroShotScorer, "classifier": ClassifierScorer,
+}
+
+
+def build_scorer(model: Any, tokenizer: Any, task: Task, body: Any = None) -> Scorer:
+    """The scorer for the task's kind; `body` replaces the model's own (e.g. a bf16 copy)."""
+    return SCORERS[task.kind](model, tokenizer, task, body)
