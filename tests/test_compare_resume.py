@@ -51,13 +51,13 @@ def build(*args):
     return Stopping()
 inference.build_scorer = build
 import harness.training.trainer as training
-real_printer = trainer._epoch_printer
+real_printer = training._epoch_printer
 def printer():
     callback = real_printer()
     if phase == "fine-tuning":
         callback.on_save = stop_here  # after the first epoch's checkpoint is saved
     return callback
-trainer._epoch_printer = printer
+training._epoch_printer = printer
 import harness.store.compare_folder as compare_state
 real_mark = compare_folder.CompareFolder.mark
 def mark(self, now):
