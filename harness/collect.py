@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -29,9 +29,21 @@ STATS = ("resumed", "cached", "scored", "tokens", "tokenize_s", "score_s")
 Predict = Callable[[list[Encoded], OnBatch], Predicted]
 
 
+class Fitted(Protocol):
+    """What a record keeps of an input's encoding (an `Encoded`, or a cache entry of one)."""
+
+    @property
+    def n_tokens(self) -> int: ...
+    @property
+    def truncated(self) -> bool: ...
+    @property
+    def cut(self) -> str: ...
+
+
 def prediction_record(task: Task, example: Example, probs: np.ndarray, raw: np.ndarray | None = None, *,
-                      n_tokens: int, truncated: bool) -> dict[str, Any]:
-    """One line of predictions.jsonl (`raw_probs`: before calibration, when calibrated)."""
+                      n_tokens: int, truncated: bool, cut: str = "") -> dict[str, Any]:
+    """One line of predictions.jsonl (`raw_probs`: before calibration, when calibrated; with several input
+    fields, each field's text shortened as `preview` is, and the field cut to fit)."""
     record = {
         "id": example.id,
         "label": task.labels[example.label],
@@ -42,6 +54,10 @@ def prediction_record(task: Task, example: Example, probs: np.ndarray, raw: np.n
         "truncated": truncated,
         "preview": example.text[: runs.PREVIEW_CHARS],
     }
+    if len(example.fields) > 1:
+        record["fields"] = {name: text[: runs.PREVIEW_CHARS] for name, text in example.fields.items()}
+        if truncated:
+            record["truncated_field"] = cut
     if raw is not None:
         record["raw_probs"] = {name: float(p) for name, p in zip(task.labels, raw)}
     return record
@@ -60,12 +76,12 @@ class Collector:
     precision: dict[str, Any] = field(default_factory=dict)  # this process's mixed-precision statistics
     plan: BatchPlan | None = None  # the batch plan `predict` ended with; None when nothing was scored
 
-    def records(self, examples: list[Example], raw: np.ndarray, n_tokens: list[int],
-                truncated: list[bool]) -> list[dict[str, Any]]:
+    def records(self, examples: list[Example], raw: np.ndarray, encoded: list[Fitted]) -> list[dict[str, Any]]:
         probs = calibration.apply(raw, self.shift) if self.shift is not None else raw
         calibrated = self.shift is not None
-        return [prediction_record(self.task, e, p, r if calibrated else None, n_tokens=n, truncated=c)
-                for e, p, r, n, c in zip(examples, probs, raw, n_tokens, truncated)]
+        return [prediction_record(self.task, e, p, r if calibrated else None, n_tokens=x.n_tokens,
+                                  truncated=x.truncated, cut=x.cut)
+                for e, p, r, x in zip(examples, probs, raw, encoded)]
 
     def usable(self, record: dict[str, Any]) -> bool:
         """Whether a resumed record has what the metrics need (probabilities over the task's labels)."""
@@ -128,25 +144,23 @@ def _resumed(job: Collector, run_dir: Path, key: str | None, w: distributed.Worl
 
 def _score(job: Collector, chosen: list[Example], log: runs.PredictionLog) -> list[dict[str, Any]]:
     """Records for `chosen`: cache hits first, then the model; each batch goes to the log as it comes."""
-    hits = job.cache.lookup([e.text for e in chosen]) if job.cache is not None else {}
+    hits = job.cache.lookup([e.inputs() for e in chosen]) if job.cache is not None else {}
     out: list[dict[str, Any]] = []
     if hits:
         out = job.records([chosen[i] for i in hits], np.array([h.probs for h in hits.values()]),
-                          [h.n_tokens for h in hits.values()], [h.truncated for h in hits.values()])
+                          list(hits.values()))
         log.append(out)
     misses = [e for i, e in enumerate(chosen) if i not in hits]
     t0 = time.perf_counter()
-    encoded = job.encoder.encode_many([e.text for e in misses])
+    encoded = job.encoder.encode_many([e.inputs() for e in misses], ids=[e.id for e in misses])
     t1 = time.perf_counter()
 
     def on_batch(idx: list[int], raw: np.ndarray) -> None:
-        batch = job.records([misses[i] for i in idx], raw, [encoded[i].n_tokens for i in idx],
-                            [encoded[i].truncated for i in idx])
+        batch = job.records([misses[i] for i in idx], raw, [encoded[i] for i in idx])
         log.append(batch)
         out.extend(batch)
         if job.cache is not None:
-            job.cache.add([misses[i].text for i in idx], raw, [encoded[i].n_tokens for i in idx],
-                          [encoded[i].truncated for i in idx])
+            job.cache.add([misses[i].inputs() for i in idx], raw, [encoded[i] for i in idx])
 
     try:
         if encoded:

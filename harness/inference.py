@@ -9,7 +9,7 @@ order together with what mixed precision did. Results do not depend on batch siz
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from harness import precision
-from harness.encoding import Encoded, Encoder, label_token_ids
+from harness.encoding import Encoded, Encoder, Inputs, label_token_ids
 from harness.errors import UserError
 from harness.models import LoadedModel
 from harness.scorers import Scorer, build_scorer
@@ -158,7 +158,8 @@ def _accept(idx: list[int], probs: np.ndarray, on_batch: OnBatch | None) -> np.n
     return probs
 
 
-def predict_texts(task: Task, loaded: LoadedModel, texts: list[str], *, batch_size: int | str = "auto") -> np.ndarray:
-    """Probabilities for raw texts through the task's own encoder (no progress bar)."""
+def predict_texts(task: Task, loaded: LoadedModel, texts: Sequence[Inputs], *, batch_size: int | str = "auto"
+                  ) -> np.ndarray:
+    """Probabilities for raw inputs (texts, or each field's text) through the task's own encoder (no progress bar)."""
     return predict(task, loaded, make_encoder(task, loaded).encode_many(texts), batch_size=batch_size,
                    progress=False).probs
