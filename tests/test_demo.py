@@ -22,9 +22,9 @@ from demo.inputs import EMPTY_BATCH, EMPTY_REVIEW, MAX_CHARS, MAX_ROWS, InputPro
 from demo.outputs import batch_table, display_table, token_note, verdict, write_csv  # noqa: E402
 from demo.predictors import Answer, Predictor  # noqa: E402
 from demo.sample_reviews import SAMPLE_REVIEWS  # noqa: E402
-from tasks import get_task  # noqa: E402
 from harness.checkpoints import checkpoint_kind  # noqa: E402
 from harness.errors import UserError  # noqa: E402
+from tasks import get_task  # noqa: E402
 from tenser.cli import main as tenser  # noqa: E402
 
 LONG = "The plot wanders and the acting is flat. " * 60  # well past the tiny models' 128 tokens
