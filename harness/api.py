@@ -25,14 +25,14 @@ from typing import Any, Protocol
 
 from harness import compare_state, distributed, model_card, noise_check
 from harness.checkpoints import checkpoint_kind
-from harness.errors import UserError, renamed_flags
+from harness.errors import UserError, renamed_params
 from harness.evaluation import Options, score_model, settings_suffix
 from harness.runs import Run
 from harness.train_data import FinetuneConfig
 from tasks import Family, Task, get_family, get_task
 
-# `compare` names the fine-tuning flags that `finetune` calls --data, --limit and --batch-size differently.
-COMPARE_TRAIN_FLAGS = {"--data": "--train-data", "--limit": "--train-limit", "--batch-size": "--train-batch-size"}
+# `compare` names the fine-tuning parameters that `finetune` calls data, limit and batch_size differently.
+COMPARE_TRAIN_PARAMS = {"data": "train_data", "limit": "train_limit", "batch_size": "training.batch_size"}
 
 
 class Render(Protocol):
@@ -99,7 +99,8 @@ def compare(model: str, task: str | Task | Family = "imdb", *, out: str | Path, 
     test examples (OUT/noise.json, `harness.noise_check`; 0 = off); with `render`, write OUT/report.html."""
     opts = Options.of(options)
     if not isinstance(noise_examples, int) or noise_examples < 0:
-        raise UserError(f"--noise-examples {noise_examples!r}: give 0 (off) or a positive number of examples")
+        raise UserError(f"{{noise_examples}} {noise_examples!r}: give 0 (off) or a positive number of examples",
+                        param="noise_examples")
     family = task if isinstance(task, Family) else get_family(task.name if isinstance(task, Task) else task)
     cfg = dataclasses.replace(training or FinetuneConfig(seed=opts.seed, device=opts.device), limit=train_limit)
     zeroshot = family.task("zeroshot", **(overrides or {}))
@@ -142,7 +143,7 @@ def _open_compare(model: str, zeroshot: Task, train_task: Task, cfg: FinetuneCon
     test, info = load_examples(zeroshot, data=data, split=opts.split, limit=limit, seed=opts.seed)
     train_content = None
     if finetuned is None or opts.train_data:
-        with renamed_flags(COMPARE_TRAIN_FLAGS):
+        with renamed_params(COMPARE_TRAIN_PARAMS):
             train_content = load_examples(train_task, data=opts.train_data, split=train_task.train_split)[1].fingerprint
     scoring = {"data": data, "split": opts.split, "limit": limit, "seed": opts.seed, "dtype": opts.dtype,
                "train_data": opts.train_data, "select_on": opts.select_on, "val_limit": opts.val_limit}
@@ -151,7 +152,7 @@ def _open_compare(model: str, zeroshot: Task, train_task: Task, cfg: FinetuneCon
                                  fingerprints=(info.fingerprint, train_content))
     state = distributed.on_main(lambda: compare_state.open_folder(out, key, overwrite=opts.overwrite))
     if finetuned is None and not state.resumed:  # the plan and a time estimate before anything runs
-        with renamed_flags(COMPARE_TRAIN_FLAGS):
+        with renamed_params(COMPARE_TRAIN_PARAMS):
             training.preflight(model, train_task, cfg, train_data=opts.train_data, n_score=2 * len(test), yes=yes,
                                allow_pickle=opts.allow_pickle)
     state.mark("pretrained scoring")
@@ -177,7 +178,7 @@ def _finetuned(model: str, task: Task, cfg: FinetuneConfig, state: compare_state
     step = distributed.on_main(lambda: state.finetune_step(output))
     if step == "reuse":
         return str(output)
-    with renamed_flags(COMPARE_TRAIN_FLAGS):
+    with renamed_params(COMPARE_TRAIN_PARAMS):
         training.finetune(model, task, output, cfg, train_data=opts.train_data, allow_pickle=opts.allow_pickle,
                           estimate=False, overwrite=step == "fresh", resume=step == "resume")
     distributed.barrier()  # rank 0 has written the checkpoint

@@ -76,7 +76,7 @@ def model_slugs(models: list[str]) -> list[str]:
     slugs = [model_slug("-".join(Path(m.rstrip("/")).parts[-2:])) if plain.count(slug) > 1 else slug
              for m, slug in zip(models, plain)]
     if len(set(slugs)) < len(slugs):
-        raise UserError(f"--model: {', '.join(models)} would share run folders; give each model once")
+        raise UserError(f"{{model}}: {', '.join(models)} would share run folders; give each model once", param="model")
     return slugs
 
 

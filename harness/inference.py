@@ -33,7 +33,7 @@ class NonFiniteScores(UserError):
     """The model gave NaN or infinite scores; `positions` are the inputs' indices."""
 
     def __init__(self, message: str, positions: list[int]) -> None:
-        super().__init__(message)
+        super().__init__(message, mentions=("dtype",))
         self.positions = positions
 
 
@@ -83,7 +83,7 @@ def plan_batches(batch_size: int | str, device: torch.device) -> BatchPlan:
         # one review at a time measured 1.5x faster than a 4,096-token budget (BENCHMARKS.md).
         return BatchPlan(1024, GPU_TOKENS) if device.type == "cuda" else BatchPlan(1, None)
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise UserError(f"--batch-size {batch_size!r}: give a positive whole number or 'auto'")
+        raise UserError(f"{{batch_size}} {batch_size!r}: give a positive whole number or 'auto'", param="batch_size")
     return BatchPlan(batch_size, None)
 
 
@@ -154,7 +154,7 @@ def _accept(idx: list[int], probs: np.ndarray, on_batch: OnBatch | None) -> np.n
         on_batch([i for i, ok in zip(idx, finite) if ok], probs[finite])
     if not finite.all():
         bad = [i for i, ok in zip(idx, finite) if not ok]
-        raise NonFiniteScores(f"the model produced NaN/inf scores for {len(bad)} input(s); try --dtype float32", bad)
+        raise NonFiniteScores(f"the model produced NaN/inf scores for {len(bad)} input(s); try {{dtype}} float32", bad)
     return probs
 
 

@@ -16,9 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import cache, distributed, runs
+from harness import cache, distributed, identity, runs
 from harness.data import DataInfo, Example, load_examples
-from harness.embedded import is_embedded
 from harness.errors import UserError
 from harness.inference import make_encoder
 from harness.models import LoadedModel, load_model
@@ -45,19 +44,11 @@ def job_key(task: Task, loaded: LoadedModel, info: DataInfo) -> str:
 def job_spec(task: Task, loaded: LoadedModel, info: DataInfo, *, model: str, kind: str, data: str | None,
              device: str, batch_size: int | str, name: str, extra: dict[str, Any] | None) -> dict[str, Any]:
     """What run.json records so that `--resume` can restart the job from the folder alone."""
-    local = Path(model).expanduser()
-    return {"model": str(local.resolve()) if local.exists() else model, "kind": kind, "name": name,
-            "task": task.to_dict(), "data": _data_ref(data),
+    return {"model": identity.model_path(model), "kind": kind, "name": name,
+            "task": task.to_dict(), "data": identity.data_ref(data),
             "split": info.split, "limit": info.limit, "seed": info.seed,
             "dtype": loaded.precision, "compile": loaded.compiled, "device": device, "batch_size": batch_size,
             "extra": extra or {}}
-
-
-def _data_ref(data: str | None) -> str | None:
-    """`--data` as a reference that still works from another folder: an absolute path or an embedded name."""
-    if data is None or is_embedded(data):
-        return data
-    return str(Path(data).expanduser().resolve())
 
 
 def run_job(task: Task, loaded: LoadedModel, examples: list[Example], info: DataInfo, run_dir: Path, *,

@@ -12,18 +12,18 @@ from typing import Any
 import numpy as np
 
 from harness.data import Example, load_examples, sample_stratified
-from harness.errors import renamed_flags
+from harness.errors import renamed_params
 from harness.fewshot import choose, with_demonstrations
 from harness.inference import make_encoder, predict_texts
 from harness.models import LoadedModel
 from tasks import Task
 
-TRAIN_DATA = {"--data": "--train-data"}  # the train split comes from --train-data in `run` and `compare`
+TRAIN_DATA = {"data": "train_data"}  # the train split comes from train_data in `run` and `compare`
 
 
 def validation_examples(task: Task, *, train_data: str | None, limit: int, seed: int) -> list[Example]:
     """A seeded, stratified validation sample carved from the task's train split."""
-    with renamed_flags(TRAIN_DATA):
+    with renamed_params(TRAIN_DATA):
         pool, _ = load_examples(task, data=train_data, split=task.train_split)
     return sample_stratified(pool, limit, seed + 7919)  # another seed than few-shot's draw
 
@@ -64,7 +64,7 @@ def add_demonstrations(task: Task, loaded: LoadedModel, *, train_data: str | Non
     """The task with `task.shots` demonstrations before its prompt, and their record."""
     if task.kind != "zeroshot" or not task.shots:
         return task, None
-    with renamed_flags(TRAIN_DATA):
+    with renamed_params(TRAIN_DATA):
         pool, info = load_examples(task, data=train_data, split=task.train_split)
     demos = choose(pool, task.shots, len(task.labels), seed=seed, exclude=exclude)
     budget = make_encoder(task, loaded).max_tokens

@@ -55,17 +55,18 @@ def evaluate(
     shift, calibration_info = calibration.for_task(task, loaded, batch_size=batch_size)
     collector = collect.Collector(task, encoder, shift=shift, cache=cache, predict=lambda enc, on_batch: inference.predict(
         task, loaded, enc, batch_size=batch_size, on_batch=on_batch, progress=progress and w.main, shift=shift))
-    records = collect.collect(collector, examples, run_dir, key=key)
+    collected = collect.collect(collector, examples, run_dir, key=key)
+    records = collected.records
     if calibration_info is not None:
         extra = {**(extra or {}), "calibration": calibration_info}
     if modules and w.main:  # from the records alone, as every other metric
         extra = {**(extra or {}), "extra_metrics": extra_metrics.compute(task, modules, records or [])}
-    used = collector.plan or inference.plan_batches(batch_size, loaded.device)
+    used = collected.plan or inference.plan_batches(batch_size, loaded.device)
     runtime = {**runtime_info(loaded, batch_size), "batch_plan": {"max_examples": used.max_examples,
                                                                   "max_tokens": used.max_tokens},
-               **({"mixed_precision": collector.precision} if collector.precision else {})}
+               **({"mixed_precision": collected.precision} if collected.precision else {})}
     results = distributed.on_main(lambda: finish(task, loaded, encoder, data_info, run_dir, records or [],
-                                                 collector.stats, runtime=runtime, load_s=load_s, extra=extra))
+                                                 collected.stats, runtime=runtime, load_s=load_s, extra=extra))
     if not w.main:  # rank 0 saw it too where the filesystem is shared; on a node of its own, it is still here
         (run_dir / runs.partial_name(w.rank, w.size)).unlink(missing_ok=True)
     return results

@@ -59,13 +59,13 @@ def load_trainable(name: str, task: Task, cfg: FinetuneConfig, *, allow_pickle: 
                 **weights,
             )
         except UserError as exc:
-            raise UserError(f"{exc}; this architecture cannot take a classification head, "
-                            f"try --objective prompt") from None
+            raise exc.extended("; this architecture cannot take a classification head, try {objective} prompt",
+                               mentions=("objective",)) from None
     check_fits(model, loading, name, "causal_lm" if cfg.objective == "prompt" else "classifier", new_head=True)
     model.config.pad_token_id = tokenizer.pad_token_id
     if cfg.max_length > (limit := context_length(model.config)):
-        raise UserError(f"--max-length {cfg.max_length}: {name} takes at most {limit} tokens; "
-                        f"pass --max-length {limit} or less")
+        raise UserError(f"{{max_length}} {cfg.max_length}: {name} takes at most {limit} tokens; "
+                        f"pass {{max_length}} {limit} or less", param="max_length")
     if cfg.train_layers is not None:
         freeze_lower_layers(model, cfg.train_layers, name, keep_head=cfg.objective == "classifier")
     if cfg.lora_r is not None:
@@ -87,9 +87,11 @@ def freeze_lower_layers(model: Any, k: int, name: str, *, keep_head: bool) -> No
     """
     blocks = transformer_blocks(model)
     if blocks is None:
-        raise UserError(f"--train-layers {k}: cannot find the transformer blocks of {name}; drop --train-layers")
+        raise UserError(f"{{train_layers}} {k}: cannot find the transformer blocks of {name}; drop {{train_layers}}",
+                        param="train_layers")
     if k > len(blocks):
-        raise UserError(f"--train-layers {k}: {name} has {len(blocks)} transformer blocks; pass at most {len(blocks)}")
+        raise UserError(f"{{train_layers}} {k}: {name} has {len(blocks)} transformer blocks; pass at most "
+                        f"{len(blocks)}", param="train_layers")
     model.requires_grad_(False)
     body = model.base_model
     top = list(blocks)[len(blocks) - k:] if k else []
@@ -98,7 +100,7 @@ def freeze_lower_layers(model: Any, k: int, name: str, *, keep_head: bool) -> No
     for module in top + norms + head:
         module.requires_grad_(True)
     if not any(p.requires_grad for p in model.parameters()):
-        raise UserError(f"--train-layers {k}: nothing left to train in {name}; pass 1 or more")
+        raise UserError(f"{{train_layers}} {k}: nothing left to train in {name}; pass 1 or more", param="train_layers")
 
 
 def base_weights_note(model: str) -> str | None:
@@ -187,7 +189,7 @@ def _prepare(model: str, task: Task, cfg: FinetuneConfig, train_data: str | None
 
 def warm_up_estimate(net: Any, tokenizer: Any, train_set: Any, val_set: Any, cfg: FinetuneConfig,
                      device: torch.device, *, yes: bool, n_score: int = 0, what: str = "fine-tune",
-                     hint: str = "--limit N") -> float:
+                     hint: str = "{limit} N") -> float:
     """Print the plan and a time estimate from a few timed steps on typical batches (see harness.estimate)."""
     if distributed.world().size > 1:  # ranks would disagree on the estimate; the Trainer's bar gives the ETA
         return 0.0
@@ -221,7 +223,7 @@ def preflight(model: str, task: Task, cfg: FinetuneConfig, *, train_data: str | 
     device = resolve_device(cfg.device)
     _, _, _, tokenizer, net, train_set, val_set = _prepare(model, task, cfg, train_data, allow_pickle)
     return warm_up_estimate(net, tokenizer, train_set, val_set, cfg, device, yes=yes, n_score=n_score,
-                            what="compare", hint="--limit N")  # shown as --train-limit: compare renames the flag
+                            what="compare")  # {limit} is shown as train_limit: compare renames the parameter
 
 
 @train_folder.holds_lock  # a second fine-tune into the same --output stops instead of deleting this one's
@@ -240,8 +242,8 @@ def finetune(
     cfg.check()
     want = "classifier" if cfg.objective == "classifier" else "zeroshot"
     if task.kind != want:
-        raise UserError(f"--objective {cfg.objective} needs a {want} task, got {task.name!r} ({task.kind}); "
-                        f"use --task imdb_{want}")
+        raise UserError(f"{{objective}} {cfg.objective} needs a {want} task, got {task.name!r} ({task.kind}); "
+                        f"use {{task}} imdb_{want}", param="objective", mentions=("task",))
     output = Path(output)
     device = resolve_device(cfg.device)
     distributed.init()  # before the Trainer, which then shares the process group

@@ -1,5 +1,6 @@
 """The bodies of the `tenser` subcommands: each takes parsed arguments and returns an exit
-code. `tenser.cli` builds the parser and turns user errors into one line and exit code 2.
+code. `tenser.parser` declares their flags; `tenser.cli` runs them and turns user errors into one line
+and exit code 2.
 Part of the composition root (the `tenser` package), so it may import `reports` and `demo`;
 it does so lazily, so scoring never pulls in seaborn or gradio.
 """
@@ -61,6 +62,11 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     """The registered tasks, then the families (what compare/bench/demo --task take) with their members."""
     from tasks import include_file, list_families, list_tasks
 
+    if getattr(args, "from_lm_eval", None):
+        from tasks.lm_eval import convert_file
+
+        print(convert_file(args.from_lm_eval), end="")
+        return 0
     for path in args.include:
         include_file(path)
     for task in list_tasks():
@@ -118,10 +124,14 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from harness.seed_power import seed_plan_lines
     from reports.power import plan_lines
 
+    seeds = [] if args.seed_sd is None else seed_plan_lines(  # checked before anything prints
+        seed_sd=args.seed_sd, change=args.change, n=args.n, discordance=args.discordance, alpha=args.alpha,
+        power=args.power)
     for line in plan_lines(n=args.n, change=args.change, discordance=args.discordance, alpha=args.alpha,
-                           power=args.power):
+                           power=args.power) + seeds:
         print(line)
     return 0
 
@@ -181,7 +191,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     """`tenser compare` on the embedded model and IMDB sample; prints the command it runs."""
     import shlex
 
-    from tenser.cli import build_parser
+    from tenser.parser import build_parser
 
     argv = ["compare", *QUICKSTART, "--out", args.out, *(["--overwrite"] if args.overwrite else [])]
     print(f"running: tenser {shlex.join(argv)}", file=sys.stderr, flush=True)

@@ -116,5 +116,5 @@ def test_noise_examples_zero_turns_it_off(tmp_path: Path, gpt2_dir: Path, same_l
     assert not (out / "noise.json").exists()
     assert "not measured" in _paired(out)
     assert json.loads((out / "comparison.json").read_text())["comparisons"][0]["noise"]["floor"] is None
-    with pytest.raises(UserError, match="--noise-examples -1"):
+    with pytest.raises(UserError, match="^noise_examples -1"):
         _compare(out, gpt2_dir, same_lm, test_csv, noise_examples=-1)

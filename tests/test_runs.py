@@ -15,6 +15,7 @@ from harness.errors import UserError
 from harness.metrics import compute_metrics
 from harness.runner import evaluate
 from tasks import get_task
+from tenser.cli import flag
 
 PREDICTION_KEYS = {"id", "label", "pred", "probs", "loss", "n_tokens", "truncated", "preview"}
 RESULTS_KEYS = {"schema_version", "tenser_version", "created", "task", "model", "scoring", "data", "sample", "metrics",
@@ -30,8 +31,10 @@ def test_prepare_run_dir_creates_and_refuses_non_empty(tmp_path):
     (run_dir / runs.RESULTS).write_text("{}")
     (run_dir / runs.PARTIAL).write_text("")
     (run_dir / "notes.txt").write_text("mine")
-    with pytest.raises(UserError, match=r"is not empty; pass --overwrite or choose another --out"):
+    with pytest.raises(UserError, match=r"is not empty; pass overwrite or choose another out$") as err:
         runs.prepare_run_dir(run_dir, overwrite=False)
+    assert err.value.param == "out"  # the Python name; the CLI prints the flag:
+    assert err.value.speak(flag).endswith("is not empty; pass --overwrite or choose another --out")
     assert (run_dir / runs.RESULTS).exists()
     runs.prepare_run_dir(run_dir, overwrite=True)
     assert sorted(p.name for p in run_dir.iterdir()) == ["notes.txt"]  # only our files go

@@ -143,7 +143,7 @@ def test_batch_plans():
     assert plan_batches(3, torch.device("cpu")) == BatchPlan(3, None)
     assert BatchPlan(3, None).end(lengths, 3) == 5 and BatchPlan(3, None).halve() == BatchPlan(1, None)
     for bad in (0, -1, "many", 2.5):
-        with pytest.raises(UserError, match="--batch-size"):
+        with pytest.raises(UserError, match="^batch_size"):
             plan_batches(bad, torch.device("cpu"))
 
 
