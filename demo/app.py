@@ -19,7 +19,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from demo.inputs import EMPTY_REVIEW, MAX_CHARS, MAX_ROWS, TEXT_COLUMN, check_review, read_batch
+from demo.inputs import EMPTY_REVIEW, MAX_CHARS, MAX_ROWS, TEXT_COLUMN, check_fields, read_batch
 from demo.outputs import (
     batch_summary,
     batch_table,
@@ -37,6 +37,7 @@ from harness.backends.base import Backend, load_backend
 from harness.backends.model_kinds import checkpoint_kind, model_kind
 from harness.errors import UserError
 from tasks import Task, get_family, get_task
+from tasks.fields import input_columns
 from tasks.kinds import get_kind, kind_for_model
 
 CONCURRENCY = 4  # requests in flight; the per-model locks keep scoring itself serial per model
@@ -48,10 +49,10 @@ CSS = "#batch-table th, #batch-table th * { font-size: 12px; word-break: normal 
 ReviewOutputs = tuple[Any, ...]  # verdict, then (probabilities, token note, prompt) per model
 
 
-def classify_review(predictors: Sequence[Predictor], text: str | None) -> ReviewOutputs:
-    """Verdict markdown, then for each model: label probabilities, token note, exact prompt."""
+def classify_review(predictors: Sequence[Predictor], *texts: str | None) -> ReviewOutputs:
+    """Verdict markdown, then for each model: label probabilities, token note, exact prompt (one text per field)."""
     try:
-        review = check_review(text)
+        review = check_fields(texts, input_columns(predictors[0].task))
         answers = [p.answer([review])[0] for p in predictors]
     except UserError as exc:
         notice = str(exc) if str(exc) == EMPTY_REVIEW else f"⚠️ {exc}"
@@ -67,7 +68,7 @@ def classify_batch(
 ) -> tuple[str, pd.DataFrame | None, str | None]:
     """Summary markdown, the table to show, and the path of the full-precision CSV."""
     try:
-        texts = read_batch(pasted, csv_path)
+        texts = read_batch(pasted, csv_path, input_columns(predictors[0].task))
         answers = {p.role: p.answer(texts) for p in predictors}
     except UserError as exc:
         return f"⚠️ {exc}", None, None
@@ -104,9 +105,13 @@ def _task(task: Task | str) -> Task:
 
 
 def _single_tab(predictors: Sequence[Predictor]) -> None:
-    what = noun(predictors[0].task)
-    review = gr.Textbox(label=what, lines=6, max_lines=16, elem_id="review",
-                        placeholder=f"Paste or type a {what.lower()}…", info=f"At most {MAX_CHARS:,} characters.")
+    what, fields = noun(predictors[0].task), input_columns(predictors[0].task)
+    boxes = [gr.Textbox(label=what, lines=6, max_lines=16, elem_id="review",
+                        placeholder=f"Paste or type a {what.lower()}…", info=f"At most {MAX_CHARS:,} characters.")]
+    if len(fields) > 1:  # one box per input field, labelled by its column
+        boxes = [gr.Textbox(label=name, lines=3, max_lines=12, elem_id=f"field-{i}", info=f"At most {MAX_CHARS:,} "
+                            "characters.") for i, name in enumerate(fields)]
+    review = boxes[0]
     with gr.Row():
         button = gr.Button("Classify", variant="primary", elem_id="classify")
         clear = gr.ClearButton(value="Clear")
@@ -116,10 +121,10 @@ def _single_tab(predictors: Sequence[Predictor]) -> None:
         for p in predictors:
             with gr.Column():
                 outputs += _answer_column(p)
-    clear.add([review, *outputs])
-    gr.on([button.click, review.submit], lambda text: classify_review(predictors, text), inputs=review,
-          outputs=outputs, api_name="classify", concurrency_id="models")
-    if "imdb" in predictors[0].task.tags:  # the examples are movie reviews
+    clear.add([*boxes, *outputs])
+    gr.on([button.click, *(b.submit for b in boxes)], lambda *texts: classify_review(predictors, *texts),
+          inputs=boxes, outputs=outputs, api_name="classify", concurrency_id="models")
+    if "imdb" in predictors[0].task.tags and len(fields) == 1:  # the examples are movie reviews
         gr.Examples([[text] for _, text in SAMPLE_REVIEWS], inputs=review, example_labels=[name for name, _ in SAMPLE_REVIEWS],
                     label="Examples (written for this demo, some deliberately hard)")
 
@@ -137,9 +142,14 @@ def _answer_column(p: Predictor) -> list[gr.components.Component]:
 
 def _batch_tab(predictors: Sequence[Predictor]) -> None:
     scratch = tempfile.TemporaryDirectory(prefix="tenser-demo-")  # removed at exit; Gradio serves copies
+    fields = input_columns(predictors[0].task)
+    lines, columns = f"{noun(predictors[0].task)}s, one per line", f"a `{TEXT_COLUMN}` column"
+    if len(fields) > 1:
+        lines = f"One row per line, its fields separated by tabs: {', '.join(fields)}"
+        columns = "columns " + ", ".join(f"`{f}`" for f in fields)
     with gr.Row():
-        pasted = gr.Textbox(label=f"{noun(predictors[0].task)}s, one per line", lines=8, max_lines=16, elem_id="batch-text")
-        upload = gr.File(label=f"…or a CSV file with a `{TEXT_COLUMN}` column (used instead of the box)",
+        pasted = gr.Textbox(label=lines, lines=8, max_lines=16, elem_id="batch-text")
+        upload = gr.File(label=f"…or a CSV file with {columns} (used instead of the box)",
                          file_types=[".csv"], type="filepath", elem_id="batch-file")
     gr.Markdown(f"At most {MAX_ROWS} {noun(predictors[0].task).lower()}s of {MAX_CHARS:,} characters each. "
                 "Probabilities are rounded here; the CSV download has full precision.")

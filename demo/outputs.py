@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from demo.predictors import ROLE_TITLES, Answer, Predictor, Role
+from harness.scoring.encoding import Inputs
 from tasks import Task
 from tasks.kinds import get_kind
 
@@ -45,9 +46,14 @@ def token_note(answer: Answer, max_tokens: int, truncation_side: str, *, what: s
     return f"⚠️ **Truncated**: {count}. The {what.lower()} was too long, so its {cut} was cut, as in evaluation."
 
 
-def batch_table(texts: Sequence[str], answers: dict[Role, list[Answer]]) -> pd.DataFrame:
-    """One row per input text: each model's label, probability per label and truncation; agreement."""
-    table: dict[str, list[object]] = {"row": list(range(1, len(texts) + 1)), "text": list(texts)}
+def batch_table(texts: Sequence[Inputs], answers: dict[Role, list[Answer]]) -> pd.DataFrame:
+    """One row per input (a `text` column, or one per field): each model's label, probability per label and
+    truncation; agreement."""
+    table: dict[str, list[object]] = {"row": list(range(1, len(texts) + 1))}
+    if texts and not isinstance(texts[0], str):
+        table.update({name: [t[name] for t in texts if not isinstance(t, str)] for name in texts[0]})
+    else:
+        table["text"] = list(texts)
     for role, rows in answers.items():
         table[f"{role}_label"] = [a.label for a in rows]
         for label in rows[0].probs if rows else ():
@@ -60,7 +66,10 @@ def batch_table(texts: Sequence[str], answers: dict[Role, list[Answer]]) -> pd.D
 
 def display_table(df: pd.DataFrame, roles: Sequence[Role], *, what: str) -> pd.DataFrame:
     """The table for the screen: short headers, the input (column `what`) shortened, probabilities to 4 places."""
-    shown = pd.DataFrame({"#": df["row"], what.lower(): [_preview(t) for t in df["text"]]})
+    inputs = [c for c in df.columns if c not in ("row", "agree") and not c.startswith(tuple(roles))]
+    shown = pd.DataFrame({"#": df["row"]})
+    for column in inputs:  # one text: named after what the task reads; several: by column name
+        shown[what.lower() if inputs == ["text"] else column] = [_preview(t) for t in df[column]]
     for role in roles:
         short = SHORT_ROLE[role]
         shown[ROLE_TITLES[role].lower()] = df[f"{role}_label"]

@@ -12,6 +12,7 @@ at once.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from harness.backends.base import Backend
 from harness.scoring import calibration, prompting
-from harness.scoring.encoding import Encoder
+from harness.scoring.encoding import Encoder, Inputs
 from harness.scoring.inference import make_encoder, predict
 from tasks import Task
 
@@ -66,8 +67,8 @@ class Predictor:
     def name(self) -> str:
         return str(self.loaded.info.get("name_or_path", "model"))
 
-    def answer(self, texts: list[str]) -> list[Answer]:
-        """Score `texts` (already validated) and return one answer each, in order."""
+    def answer(self, texts: Sequence[Inputs]) -> list[Answer]:
+        """Score `texts` (already validated; each a text, or each field's text) and return one answer each."""
         with self.lock:
             encoded = self.encoder.encode_many(texts)
             probs = predict(self.task, self.loaded, encoded, batch_size="auto", progress=False, shift=self.shift).probs

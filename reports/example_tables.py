@@ -1,7 +1,8 @@
 """The report's example tables: reviews fixed by the newer run (wrong in the baseline, right after),
 reviews it broke (right before, wrong after) and each run's most confident errors. Only
 these few previews enter the page, which keeps it small; the template escapes them, so
-raw HTML in a review (IMDB has `<br />`) shows as text and never runs.
+raw HTML in a review (IMDB has `<br />`) shows as text and never runs. A task with several
+input fields shows each one under its column name.
 """
 
 from __future__ import annotations
@@ -54,15 +55,20 @@ def prediction(p: dict[str, Any]) -> dict[str, Any]:
     return {"text": text, "right": p["pred"] == p["label"]}
 
 
+def _shortened(text: Any) -> str:
+    text = str(text or "")
+    return text + "…" if len(text) >= PREVIEW_CHARS else text
+
+
 def _common(p: dict[str, Any]) -> dict[str, Any]:
-    preview = str(p.get("preview") or "")
-    if len(preview) >= PREVIEW_CHARS:
-        preview += "…"
     tokens = p.get("n_tokens")
+    fields = p.get("fields") if isinstance(p.get("fields"), dict) else {}
     return {
         "id": str(p["id"]),
         "gold": p["label"],
-        "preview": preview,
+        "preview": _shortened(p.get("preview")),
+        "fields": [(str(name), _shortened(text)) for name, text in fields.items()],
         "tokens": "—" if tokens is None else f"{tokens:,}",
         "truncated": bool(p.get("truncated")),
+        "truncated_field": str(p.get("truncated_field") or ""),
     }

@@ -12,11 +12,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from tasks.fields import input_columns
 from tasks.kinds import ZEROSHOT_ONLY
 from tasks.registry import Task, TaskError, _unknown, get_task, register_task
 
-# What the two tasks of a family must share: the data and the labels.
-SHARED = ("labels", "dataset", "dataset_config", "split", "train_split", "text_column", "label_column")
+# What the two tasks of a family must share: the data and the labels (and the input columns, checked apart).
+SHARED = ("labels", "dataset", "dataset_config", "split", "train_split", "label_column")
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,15 @@ _FAMILIES: dict[str, Family] = {}
 
 
 def classifier_twin(task: Task, name: str) -> Task:
-    """The classifier task over the same data and labels as zero-shot `task`."""
+    """The classifier task over the same data, labels and input columns as zero-shot `task`."""
     blank = {f.name: f.default for f in dataclasses.fields(Task) if f.name in ZEROSHOT_ONLY}
-    return dataclasses.replace(task, **blank, name=name, kind="classifier")  # type: ignore[arg-type]
+    columns = input_columns(task)
+    if len(columns) > 2:
+        raise TaskError(f"task {task.name!r}: a classifier head reads one text or a pair, but the prompt names "
+                        f"{len(columns)} columns ({', '.join(columns)}); register the classifier task yourself")
+    text, pair = (*columns, "")[:2]
+    return dataclasses.replace(task, **blank, name=name, kind="classifier",  # type: ignore[arg-type]
+                               text_column=text, pair_column=pair)
 
 
 def register_family(zeroshot: Task, *, classifier: Task | None = None, name: str | None = None) -> Family:
@@ -52,6 +59,8 @@ def register_family(zeroshot: Task, *, classifier: Task | None = None, name: str
         raise TaskError(f"family {base!r} is already registered; pick another name")
     twin = classifier or classifier_twin(zeroshot, f"{base}_classifier")
     differ = [f for f in SHARED if getattr(twin, f) != getattr(zeroshot, f)]
+    if sorted(input_columns(twin)) != sorted(input_columns(zeroshot)):
+        differ.append("input columns")
     if twin.kind != "classifier" or differ:
         raise TaskError(f"family {base!r}: {twin.name!r} must be a classifier task with the same "
                         f"{', '.join(differ or SHARED)} as {zeroshot.name!r}")

@@ -46,7 +46,7 @@ class Kind:
 KINDS: dict[str, Kind] = {
     "zeroshot": Kind("zeroshot", model="causal_lm", objective="prompt", prompted=True, only=ZEROSHOT_ONLY,
                      example="imdb_zeroshot"),
-    "classifier": Kind("classifier", model="classifier", objective="classifier", prompted=False,
+    "classifier": Kind("classifier", model="classifier", objective="classifier", prompted=False, only=("pair_column",),
                        example="imdb_classifier"),
 }
 

@@ -84,8 +84,6 @@ def family_fields(config: dict[str, Any], source: str) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": _name(config["task"], source) + "_zeroshot", "labels": choices}
     entry.update(_dataset(config, source))
     entry["text_column"] = fields[0]
-    if len(fields) == 2:
-        entry["pair_column"] = fields[1]  # issue 21: the classifier twin encodes (text, pair)
     entry["label_column"] = _target(config.get("doc_to_target"), source)
     entry["prompt"] = _description(config, source) + prompt
     entry["label_words"] = [delimiter + c for c in choices]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tasks import kinds
+from tasks.fields import input_columns, placeholders
 
 TaskKind = Literal["zeroshot", "classifier"]  # the rows of `tasks.kinds.KINDS`
 KINDS: tuple[str, ...] = tuple(kinds.KINDS)
@@ -42,8 +43,11 @@ class Task:
     train_split: str = "train"  # fine-tuning, validation carving and few-shot draw from here
     text_column: str = "text"
     label_column: str = "label"
-    # zeroshot only: the prompt must hold "{text}" once and must not end in whitespace,
-    # because BPE vocabularies put the space at the start of the next word (" positive").
+    # classifier only: a second input column (NLI's hypothesis, a question's passage), encoded with the
+    # tokenizer's own pair encoding, tokenizer(text, pair), as the checkpoint was pretrained to read pairs.
+    pair_column: str = ""
+    # zeroshot only: the prompt names each input column once as {column} ({text} = text_column) and must
+    # not end in whitespace, because BPE vocabularies put the space at the start of the next word (" positive").
     prompt: str = ""
     label_words: tuple[str, ...] = ()  # one per label, in label order, usually with a leading space
     # None = the model's context length. Reviews are cut, never the prompt around them.
@@ -51,6 +55,9 @@ class Task:
     # "left" drops the start of a long review and keeps its end, where reviewers tend to
     # give their verdict; "right" keeps the start.
     truncation_side: Literal["left", "right"] = "left"
+    # The one input column cut when an input is too long ("" = each example's longest), so a passage
+    # gives way and its question never does; predictions.jsonl records which one was cut.
+    truncate_column: str = ""
     tags: tuple[str, ...] = field(default=())
     # zeroshot only. Calibration removes the prompt's bias towards one label word:
     # "contextual" (Zhao et al. 2021) divides by the label distribution of content-free
@@ -106,10 +113,15 @@ def check_task(task: Task) -> None:
             if len(variant) != 1 + len(task.labels):
                 raise TaskError(f"{where}: variant {i} must be (template, {len(task.labels)} label words), got {variant!r}")
             check_task(prompt_variant(task, i + 1))
+    elif task.pair_column and task.pair_column == task.text_column:
+        raise TaskError(f"{where}: pair_column {task.pair_column!r} is the text_column too; name another column")
     if used := _foreign_fields_set(task):
         owner = next(k.name for k in kinds.KINDS.values() if used[0] in k.only)
         raise TaskError(f"{where}: {', '.join(used)} apply to {owner} tasks only; a {task.kind} task reads the review "
                         f"as it is and scores it with the model's head (drop {'them' if len(used) > 1 else 'it'})")
+    if task.truncate_column and task.truncate_column not in input_columns(task):
+        raise TaskError(f"{where}: truncate_column {task.truncate_column!r} is not one of the task's inputs "
+                        f"({', '.join(input_columns(task))}); name one of them, or \"\" for each example's longest")
 
 
 def _foreign_fields_set(task: Task) -> list[str]:
@@ -119,8 +131,17 @@ def _foreign_fields_set(task: Task) -> list[str]:
 
 
 def _check_prompt(task: Task, where: str) -> None:
-    if task.prompt.count("{text}") != 1:
-        raise TaskError(f"{where}: prompt must contain the placeholder {{text}} exactly once, got {task.prompt!r}")
+    names = placeholders(task.prompt)
+    if not names or "" in names:
+        raise TaskError(f"{where}: prompt must name its input columns as {{column}} (or {{text}} for text_column), "
+                        f"got {task.prompt!r}")
+    columns = input_columns(task)
+    if twice := sorted({c for c in columns if columns.count(c) > 1}):
+        raise TaskError(f"{where}: prompt uses column {twice[0]!r} twice ({{text}} is text_column "
+                        f"{task.text_column!r}); name each input column once")
+    if task.pair_column:
+        raise TaskError(f"{where}: pair_column applies to classifier tasks; a zeroshot prompt names its second "
+                        f"input itself, as {{{task.pair_column}}}")
     if len(task.label_words) != len(task.labels):
         raise TaskError(
             f"{where}: needs one label word per label ({len(task.labels)}), got {task.label_words!r}"

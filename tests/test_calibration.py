@@ -165,7 +165,7 @@ def test_too_many_shots_is_a_clear_error(gpt2: Any) -> None:
     ("override", "message"),
     [
         ("calibration=platt", "calibration 'platt' is not one of none, contextual, pmi"),
-        ("prompt=Review without placeholder", "must contain the placeholder {text}"),
+        ("prompt=Review without placeholder", "must name its input columns as {column}"),
         ("label_words= ,positive", "label words must be distinct and not blank"),
         ("shots=-1", "shots must be 0 or more"),
     ],

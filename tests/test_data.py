@@ -49,7 +49,7 @@ def test_id_column_is_used_and_kept_as_text(write_data):
 def test_jsonl_keeps_numeric_looking_strings_as_text(write_data):
     rows = [{"id": "007", "text": "10", "label": 1}, {"id": "008", "text": "3", "label": 0}]
     examples, _ = load_examples(TASK, data=str(write_data(rows, "nums.jsonl")))
-    assert examples == [Example("007", "10", 1), Example("008", "3", 0)]
+    assert examples == [Example("007", "10", 1, {"text": "10"}), Example("008", "3", 0, {"text": "3"})]
 
 
 def test_labels_given_as_names_or_mixed(write_data):

@@ -24,6 +24,7 @@ from demo.predictors import Answer, Predictor  # noqa: E402
 from demo.sample_reviews import SAMPLE_REVIEWS  # noqa: E402
 from harness.backends.model_kinds import checkpoint_kind  # noqa: E402
 from harness.errors import UserError  # noqa: E402
+from tasks import get_task  # noqa: E402
 from tenser.cli import main as tenser  # noqa: E402
 
 LONG = "The plot wanders and the acting is flat. " * 60  # well past the tiny models' 128 tokens
@@ -92,9 +93,11 @@ def test_oversize_review_is_refused_before_tokenizing(monkeypatch: pytest.Monkey
         raise AssertionError("must not score")
 
     monkeypatch.setattr(Predictor, "answer", boom)
-    out = classify_review([Predictor.__new__(Predictor)], "x" * (MAX_CHARS + 5))
+    bare = Predictor.__new__(Predictor)
+    bare.task = get_task("imdb_zeroshot")  # only the task's fields are read
+    out = classify_review([bare], "x" * (MAX_CHARS + 5))
     assert out[0].startswith("⚠️") and "at most 20,000" in out[0] and out[1:] == (None, "", "")
-    assert classify_review([Predictor.__new__(Predictor)], "  ")[0] == EMPTY_REVIEW
+    assert classify_review([bare], "  ")[0] == EMPTY_REVIEW
 
 
 def test_read_batch_pasted_lines_skip_blanks_and_check_sizes() -> None:

@@ -16,7 +16,7 @@ OURS = ("tasks", "harness", "reports", "demo", "tenser")
 
 
 def imported(path: Path) -> set[str]:
-    """Every module `path` imports, at any depth: `from harness import runs` yields harness.store.runs."""
+    """Every module `path` imports, at any depth: `from harness import runs` yields harness.runs."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):

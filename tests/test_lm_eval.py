@@ -32,10 +32,18 @@ def test_rte_two_fields_become_named_placeholders_and_a_pair():
     rte = _family("rte_default.yaml")
     assert rte == {
         "name": "rte_zeroshot", "labels": ["True", "False"], "dataset": "glue", "split": "validation",
-        "dataset_config": "rte", "train_split": "train", "text_column": "sentence1", "pair_column": "sentence2",
+        "dataset_config": "rte", "train_split": "train", "text_column": "sentence1",
         "label_column": "label", "prompt": "{sentence1}\nQuestion: {sentence2} True or False?\nAnswer:",
         "label_words": [" True", " False"],
     }
+
+
+def test_rte_converted_registers_a_family_whose_classifier_reads_the_pair(tmp_path):
+    path = tmp_path / "rte.toml"
+    path.write_text(convert_file(FIXTURES / "rte_default.yaml"))
+    include_file(path)
+    twin = get_task(get_family("rte").classifier)
+    assert (twin.text_column, twin.pair_column, twin.prompt) == ("sentence1", "sentence2", "")
 
 
 def test_sst2_single_field_loads_as_a_family_today(tmp_path):
@@ -54,7 +62,7 @@ def test_sst2_single_field_loads_as_a_family_today(tmp_path):
 def test_boolq_passage_plus_question():
     boolq = _family("boolq_default.yaml")
     assert boolq["prompt"] == "{passage}\nQuestion: {question}?\nAnswer:"
-    assert (boolq["text_column"], boolq["pair_column"]) == ("passage", "question")
+    assert boolq["text_column"] == "passage" and "pair_column" not in boolq  # the classifier twin pairs them
     assert boolq["labels"] == ["no", "yes"] and boolq["dataset"] == "aps/super_glue"
 
 

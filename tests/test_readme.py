@@ -81,7 +81,8 @@ def test_every_module_has_a_line_in_layout():
 
 def test_task_file_examples_register_the_same_family(tmp_path, clean_registry):
     text = section("Adding a task")
-    examples = [(b, ".toml") for b in blocks(text, "toml")] + [(b, ".json") for b in blocks(text, "json")] + \
+    examples = [(b, ".toml") for b in blocks(text, "toml") if "sst2" in b] + \
+               [(b, ".json") for b in blocks(text, "json")] + \
                [(b, ".py") for b in blocks(text, "python") if "register_family(" in b]
     assert len(examples) >= 4  # TOML, JSON, Python, local-data TOML
     seen = []
@@ -164,3 +165,27 @@ def test_adding_a_metric_example_moves_mcc_into_the_headline(tmp_path, monkeypat
     headline = {r["key"]: r for r in context["headline"]}
     assert headline[row.key]["name"] == row.label and "mcc" not in [r["key"] for r in context["secondary"]]
     assert headline[row.key]["cells"][0]["value"] == f"{load_run(runs[0])[0]['metrics']['mcc']:.3f}"
+
+
+def test_rte_example_reads_both_sentences_from_local_files(tmp_path, clean_registry):
+    import pandas as pd
+
+    from harness.data.examples import load_examples
+
+    (rte,) = [b for b in blocks(section("Adding a task"), "toml") if "rte_zeroshot" in b]
+    assert len(rte.splitlines()) <= 15
+    data = tmp_path / "data" / "rte"
+    data.mkdir(parents=True)
+    rows = {"sentence1": ["A cat sat on the mat.", "Paris is in France."], "sentence2": ["A cat sat.", "Paris is in Spain."],
+            "label": [0, 1], "idx": [0, 1]}
+    for split in ("train", "validation"):
+        pd.DataFrame(rows).to_parquet(data / f"{split}.parquet")
+    (tmp_path / "rte.toml").write_text(rte)
+    include_file(tmp_path / "rte.toml")
+    family = get_family("rte")
+    zs, clf = get_task(family.zeroshot), get_task(family.classifier)
+    assert zs.prompt == "{sentence1}\nQuestion: {sentence2} True or False?\nAnswer:"
+    assert (clf.text_column, clf.pair_column, clf.truncate_column) == ("sentence1", "sentence2", "sentence1")
+    examples, _ = load_examples(zs)
+    assert examples[1].fields == {"sentence1": "Paris is in France.", "sentence2": "Paris is in Spain."}
+    assert [e.label for e in examples] == [0, 1] and load_examples(clf, split="train")[0][0].fields == examples[0].fields

@@ -122,8 +122,12 @@ def test_bad_overrides_raise_task_error(overrides, match):
         ({"name": ""}, "name must be letters"),
         ({"labels": ("only",), "label_words": (" only",)}, "at least two distinct"),
         ({"labels": ("a", "a")}, "at least two distinct"),
-        ({"prompt": "Text without the placeholder:"}, "exactly once"),
-        ({"prompt": "{text} and {text}:"}, "exactly once"),
+        ({"prompt": "Text without the placeholder:"}, "must name its input columns"),
+        ({"prompt": "{text} and {text}:"}, "uses column 'text' twice"),
+        ({"prompt": "{text} and {}:"}, "must name its input columns"),
+        ({"prompt": "{a}: {text}", "text_column": "a"}, "uses column 'a' twice"),
+        ({"prompt": "{a}: {b}", "pair_column": "b"}, "pair_column applies to classifier tasks"),
+        ({"prompt": "{a}: {b}", "truncate_column": "c"}, r"truncate_column 'c' is not one of .*\(a, b\)"),
         ({"label_words": (" neg",)}, "one label word per label"),
         ({"label_words": (" neg", "  ")}, "not blank"),
         ({"label_words": (" x", " x")}, "distinct"),
@@ -232,7 +236,7 @@ def test_include_json_file_object_and_list(tmp_path):
         ("missing.json", '{"name": "j", "kind": "classifier", "dataset": "d"}', "labels"),
         ("scalar.json", "[1, 2]", "expected a table of task fields"),
         ("prompt.toml", 'name = "t"\nkind = "zeroshot"\nlabels = ["a", "b"]\ndataset = "d"\nprompt = "no slot"\n'
-         'label_words = [" a", " b"]\n', "task 't': prompt must contain the placeholder"),
+         'label_words = [" a", " b"]\n', "task 't': prompt must name its input columns"),
         ("tasks.yaml", "name: t", "expected a .py, .toml or .json file"),
     ],
 )

@@ -1,16 +1,18 @@
 """Loading examples: the Hub by default, or a local file or folder given with `--data`.
 
-Everything becomes a list of `Example(id, text, label)` with label ids in the task's
-label order, plus a `DataInfo` record (source, split, fingerprint). `--limit` draws a
+Everything becomes a list of `Example(id, text, label, fields)` with label ids in the task's
+label order and the text of each input column the task reads (`tasks.fields`), plus a `DataInfo` record (source, split, fingerprint). `--limit` draws a
 seeded sample stratified by label, never a prefix (IMDB files are sorted by label).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from harness.data.hub import hub_endpoint_reachable, hub_offline
 from harness.errors import UserError, first_line
 from harness.store import identity
 from tasks import Task
+from tasks.fields import input_columns, main_column
 
 FILE_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
 
@@ -30,8 +33,17 @@ class Example:
     """One input to classify. `id` is stable across runs on the same data."""
 
     id: str
-    text: str
+    text: str  # the main column's text (text_column's for a one-field task), for code that reads one text
     label: int
+    # Every input column's text, in the task's order; {} = `text` alone (examples built by hand).
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+    def inputs(self) -> str | Mapping[str, str]:
+        """What the encoder and the score cache take: the text alone for one field, else every field."""
+        return self.fields if len(self.fields) > 1 else self.text
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.text, self.label, tuple(self.fields.items())))
 
 
 @dataclass(frozen=True)
@@ -65,15 +77,15 @@ def load_examples(
         raise UserError(f"{{limit}} {limit}: must be a positive number of examples", param="limit")
     data = data if data is not None else local_dataset(task)
     if data is None:
-        ids, texts, raw_labels = _from_hub(task, split)
+        ids, columns, raw_labels = _from_hub(task, split)
         source = f"hub:{task.dataset}" + (f"/{task.dataset_config}" if task.dataset_config else "")
     elif is_embedded(data):  # a sample shipped inside the package (see harness.backends.embedded)
-        ids, texts, raw_labels = _from_path(Path(data_path(data)), task, split)
+        ids, columns, raw_labels = _from_path(Path(data_path(data)), task, split)
         source = data
     else:
-        ids, texts, raw_labels = _from_path(Path(data).expanduser(), task, split)
+        ids, columns, raw_labels = _from_path(Path(data).expanduser(), task, split)
         source = identity.data_ref(data) or data
-    examples = _to_examples(ids, texts, raw_labels, task, source)
+    examples = _to_examples(ids, columns, raw_labels, task, source)
     info_n = len(examples)
     chosen = sample_stratified(examples, limit, seed, source=source)
     info = DataInfo(source, split, _fingerprint(examples), info_n, limit, seed, len(chosen))
@@ -108,19 +120,26 @@ def sample_stratified(examples: list[Example], limit: int | None, seed: int, *, 
     return [examples[i] for i in sorted(np.concatenate(picked).tolist())]
 
 
-def _to_examples(ids: list[str], texts: list[Any], raw_labels: list[Any], task: Task, source: str) -> list[Example]:
-    if not texts:
+Columns = dict[str, list[Any]]  # each input column's values, in the task's order
+
+
+def _to_examples(ids: list[str], columns: Columns, raw_labels: list[Any], task: Task, source: str) -> list[Example]:
+    if not ids:
         raise UserError(f"{source}: no examples in the data; check the file or the split name")
     labels = _label_ids(raw_labels, task, source)
-    empty = [i for i, t in zip(ids, texts) if not isinstance(t, str) or not t.strip()]
-    if empty:
-        raise UserError(
-            f"{source}: {len(empty)} example(s) have empty text (ids: {', '.join(empty[:5])}); remove them and retry"
-        )
+    for name, texts in columns.items():
+        empty = [i for i, t in zip(ids, texts) if not isinstance(t, str) or not t.strip()]
+        what = "text" if len(columns) == 1 else f"text in column {name!r}"
+        if empty:
+            raise UserError(
+                f"{source}: {len(empty)} example(s) have empty {what} (ids: {', '.join(empty[:5])}); remove them and retry"
+            )
     if len(set(ids)) != len(ids):
         dup = sorted(i for i, n in Counter(ids).items() if n > 1)
         raise UserError(f"{source}: {len(dup)} example id(s) repeat ({', '.join(dup[:5])}); make the id column unique")
-    return [Example(i, t, lab) for i, t, lab in zip(ids, texts, labels)]
+    main = main_column(task)
+    rows = [dict(zip(columns, values)) for values in zip(*columns.values())]
+    return [Example(i, row[main], lab, row) for i, row, lab in zip(ids, rows, labels)]
 
 
 def _label_ids(raw: list[Any], task: Task, source: str) -> list[int]:
@@ -149,24 +168,34 @@ def _data_error(path: Path, why: str, also: str | None = None) -> UserError:
 
 def _fingerprint(examples: list[Example]) -> str:
     h = hashlib.sha256()
-    for e in examples:
-        h.update(f"{e.id}\x00{e.label}\x00{e.text}\x01".encode())
+    for e in examples:  # one field hashes as it always did, so one-field fingerprints stay the same
+        text = e.text if len(e.fields) <= 1 else json.dumps(e.fields, ensure_ascii=False)
+        h.update(f"{e.id}\x00{e.label}\x00{text}\x01".encode())
     return "sha256:" + h.hexdigest()[:16]
 
 
-def _columns(table: dict[str, list[Any]], task: Task, source: str, split: str) -> tuple[list[str], list[Any], list[Any]]:
-    for column, field in ((task.text_column, "text_column"), (task.label_column, "label_column")):
+def _columns(table: dict[str, list[Any]], task: Task, source: str, split: str) -> tuple[list[str], Columns, list[Any]]:
+    there = ", ".join(table) or "none"
+    for column in input_columns(task):
         if column not in table:
-            raise UserError(
-                f"{source}: no column {column!r} (columns: {', '.join(table) or 'none'}); "
-                f"rename it or pass -T {field}=NAME"
-            )
-    texts, labels = table[task.text_column], table[task.label_column]
-    ids = [str(i) for i in table["id"]] if "id" in table else [f"{split}-{i:05d}" for i in range(len(texts))]
-    return ids, texts, labels
+            raise UserError(f"{source}: no column {column!r} (columns: {there}); " + _fix_column(task, column))
+    if task.label_column not in table:
+        raise UserError(f"{source}: no column {task.label_column!r} (columns: {there}); "
+                        f"rename it or pass -T label_column=NAME")
+    labels = table[task.label_column]
+    ids = [str(i) for i in table["id"]] if "id" in table else [f"{split}-{i:05d}" for i in range(len(labels))]
+    return ids, {c: table[c] for c in input_columns(task)}, labels
 
 
-def _from_path(path: Path, task: Task, split: str) -> tuple[list[str], list[Any], list[Any]]:
+def _fix_column(task: Task, column: str) -> str:
+    """How to point the task at another column: the field naming `column`, or the prompt's placeholder."""
+    named = [f for f in ("text_column", "pair_column") if getattr(task, f) == column]
+    if task.kind == "zeroshot" and column != task.text_column:
+        return f"the prompt's placeholder {{{column}}} must name a column; fix the prompt or the data"
+    return f"rename it or pass -T {named[0] if named else 'text_column'}=NAME"
+
+
+def _from_path(path: Path, task: Task, split: str) -> tuple[list[str], Columns, list[Any]]:
     if not path.exists():
         raise _data_error(path, "no such file or folder")
     if path.is_dir():
@@ -246,8 +275,11 @@ def _from_disk(path: Path, split: str) -> dict[str, list[Any]]:
     return loaded.to_dict()
 
 
-def _from_folder(path: Path, task: Task, split: str) -> tuple[list[str], list[Any], list[Any]]:
+def _from_folder(path: Path, task: Task, split: str) -> tuple[list[str], Columns, list[Any]]:
     """An aclImdb-style folder: SPLIT/LABEL/*.txt where LABEL is a label name or its first 3 letters."""
+    if len(input_columns(task)) > 1:
+        raise _data_error(path, f"a folder of text files holds one text per example, but task {task.name!r} reads "
+                                f"{', '.join(input_columns(task))}; give a parquet, CSV or JSONL file with those columns")
     root = path / split if (path / split).is_dir() else path
     ids, texts, labels = [], [], []
     for label_id, name in enumerate(task.labels):
@@ -264,10 +296,10 @@ def _from_folder(path: Path, task: Task, split: str) -> tuple[list[str], list[An
                 raise _data_error(file, "not UTF-8; re-save it as UTF-8") from None
             ids.append(f"{folder.name}/{file.name}")
             labels.append(label_id)
-    return ids, texts, labels
+    return ids, {input_columns(task)[0]: texts}, labels
 
 
-def _from_hub(task: Task, split: str) -> tuple[list[str], list[Any], list[Any]]:
+def _from_hub(task: Task, split: str) -> tuple[list[str], Columns, list[Any]]:
     import datasets
 
     fix = "pass a local copy with {data} PATH (parquet, CSV, JSONL, aclImdb folder or save_to_disk folder)"

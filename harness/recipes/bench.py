@@ -119,7 +119,7 @@ def bench_task(task: Task, model: str, examples: list[Example], *, device: str, 
     exact = fast if fast.dtype == torch.float32 and not compile else load_model(
         model, kind, device=device, dtype="float32", allow_pickle=allow_pickle)
     t0 = time.perf_counter()
-    encoded = make_encoder(task, fast).encode_many([e.text for e in examples])
+    encoded = make_encoder(task, fast).encode_many([e.inputs() for e in examples], ids=[e.id for e in examples])
     tokenize_s = time.perf_counter() - t0
     gold = np.array([e.label for e in examples])
     n_tokens = sum(e.n_tokens for e in encoded)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from harness.backends.base import load_backend
 from harness.backends.model_kinds import model_kind
 from harness.data.examples import Example, load_examples, sample_stratified
 from harness.scoring import calibration, inference
+from harness.scoring.encoding import Inputs
 from harness.store import runs
 from tasks import Task, TaskError
 
@@ -117,7 +119,7 @@ def _check(run_dir: Path, model: str, *, data: str | None, split: str | None, li
     by_id = {r["id"]: r for r in records}
     pool = [e for e in examples if e.id in by_id]
     subset: list[Example] = sample_stratified(pool, min(n, len(pool)), seed)
-    ref = reference_scores(task, model, [e.text for e in subset], device=device, allow_pickle=allow_pickle)
+    ref = reference_scores(task, model, [e.inputs() for e in subset], device=device, allow_pickle=allow_pickle)
     recorded = np.array([[by_id[e.id].get("raw_probs", by_id[e.id]["probs"])[label] for label in task.labels]
                          for e in subset], dtype=np.float64)
     shift = recorded_shift(results, task)
@@ -134,7 +136,7 @@ def _check(run_dir: Path, model: str, *, data: str | None, split: str | None, li
             **({"note": "scored as the reference already: floor 0 by construction, still measured"} if same else {})}
 
 
-def reference_scores(task: Task, model: str, texts: list[str], *, device: str, allow_pickle: bool) -> np.ndarray:
+def reference_scores(task: Task, model: str, texts: Sequence[Inputs], *, device: str, allow_pickle: bool) -> np.ndarray:
     """Uncalibrated label probabilities the reference way: float32 weights, batch size 1."""
     loaded = load_backend(model, model_kind(task), device=device, dtype="float32", allow_pickle=allow_pickle)
     encoded = inference.make_encoder(task, loaded).encode_many(texts)

@@ -1,10 +1,10 @@
 """Calibration of zero-shot scores: one correction per label, computed once per run.
 
 - contextual (Zhao et al. 2021, "Calibrate Before Use"): put content-free inputs ("N/A",
-  "", "[MASK]") through the same prompt, by the same encoder and scorer as real inputs;
+  "", "[MASK]", each filling every field) through the same prompt, by the same encoder and scorer as real inputs;
   their mean label distribution p_cf re-weights every example: q ∝ p / p_cf.
 - pmi (Holtzman et al. 2021, "Surface Form Competition"): subtract each label word's
-  log-probability after the domain prompt alone (e.g. "Sentiment:").
+  log-probability after the domain prompt alone (e.g. "Sentiment:", the text after the last field).
 Both subtract a per-label log correction from the log-probabilities, then renormalise.
 """
 
@@ -18,6 +18,7 @@ import numpy as np
 from harness.backends.base import Backend
 from harness.scoring import inference
 from tasks import Task
+from tasks.fields import escape, input_columns, parse, split_at_fields
 
 
 def apply(probs: np.ndarray, correction: np.ndarray) -> np.ndarray:
@@ -33,8 +34,8 @@ def apply(probs: np.ndarray, correction: np.ndarray) -> np.ndarray:
 
 
 def domain_prompt(task: Task) -> str:
-    """The PMI premise: the task's own, or the prompt's text after {text}, stripped."""
-    return task.domain_prompt or task.prompt.split("{text}")[1].strip()
+    """The PMI premise: the task's own, or the prompt's text after its last field, stripped."""
+    return task.domain_prompt or parse(task.prompt)[0][-1].strip()
 
 
 def for_task(task: Task, loaded: Backend, *, batch_size: int | str = "auto"
@@ -51,15 +52,16 @@ def for_task(task: Task, loaded: Backend, *, batch_size: int | str = "auto"
 def correction(task: Task, loaded: Backend, *, batch_size: int | str = "auto") -> tuple[np.ndarray, dict[str, Any]]:
     """The per-label log correction for the task's calibration method, and what to record."""
     if task.calibration == "contextual":
-        probs = inference.predict_texts(task, loaded, list(task.content_free), batch_size=batch_size)
+        filled = [dict.fromkeys(input_columns(task), text) for text in task.content_free]
+        probs = inference.predict_texts(task, loaded, filled, batch_size=batch_size)
         mean = probs.mean(axis=0)
         info = {"content_free": list(task.content_free),
                 "content_free_probs": {label: float(p) for label, p in zip(task.labels, mean)},
                 "content_free_each": [[float(x) for x in row] for row in probs]}
     else:
         premise = domain_prompt(task)
-        before = task.prompt.split("{text}")[0] if task.shots else ""  # keep the demonstrations
-        bare = dataclasses.replace(task, prompt=before + "{text}" + premise)
+        before = split_at_fields(task.prompt)[0] if task.shots else ""  # keep the demonstrations
+        bare = dataclasses.replace(task, prompt=before + "{text}" + escape(premise), truncate_column="")
         mean = inference.predict_texts(bare, loaded, [""], batch_size=batch_size)[0]
         info = {"domain_prompt": premise, "domain_probs": {label: float(p) for label, p in zip(task.labels, mean)}}
     return np.log(np.clip(mean, 1e-300, None)), {"method": task.calibration, **info}

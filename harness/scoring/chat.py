@@ -5,7 +5,7 @@ With `chat_template = true` a zero-shot task's prompt (review included) becomes 
 one user message, after an optional system message and, with `fewshot_as_multiturn`, after its
 demonstrations as user/assistant turns. The tokenizer's own template renders the conversation
 with the generation prompt (the assistant header) at its end, so the prompt's suffix now holds
-the end of the user turn and the assistant header: the review is still the only part truncated.
+the end of the user turn and the assistant header: the fields are still the only parts truncated.
 The header ends the rendered prompt, so label words are scored without their leading space
 (" positive" -> "positive"): an answer starts a fresh line, not a word after a space.
 
@@ -20,24 +20,22 @@ from typing import Any
 
 from harness.errors import UserError
 from tasks import Task
-
-PLACEHOLDER = "{text}"
+from tasks.fields import placeholders, split_at_fields
 
 
 @dataclass(frozen=True)
 class Rendered:
-    """A rendered chat prompt split around the review: `head` and `tail` hold the template's special
-    tokens and are tokenized with them; `prefix` + review + `suffix` is tokenized as plain text."""
+    """A rendered chat prompt split around its fields: `head` and `tail` hold the template's special
+    tokens and are tokenized with them; `body`, a template with the prompt's placeholders, is plain text."""
 
     head: str
-    prefix: str
-    suffix: str
+    body: str
     tail: str
 
     @property
     def text(self) -> str:
-        """The whole rendered prompt with its `{text}` placeholder."""
-        return self.head + self.prefix + PLACEHOLDER + self.suffix + self.tail
+        """The whole rendered prompt with its placeholders."""
+        return self.head + self.body + self.tail
 
 
 def messages(task: Task) -> list[dict[str, str]]:
@@ -55,19 +53,20 @@ def render(task: Task, tokenizer: Any, model: str = "") -> Rendered:
         raise UserError(f"-T chat_template=true: the tokenizer of {who} has no chat template; use an instruct "
                         f"model that has one, or drop -T chat_template")
     text = str(tokenizer.apply_chat_template(messages(task), tokenize=False, add_generation_prompt=True))
-    if text.count(PLACEHOLDER) != 1:
+    if placeholders(text) != placeholders(task.prompt):
         raise UserError(f"task {task.name!r}: the chat template of {tokenizer.name_or_path or 'the model'} does not "
-                        f"keep the user message as it is ({PLACEHOLDER} appears {text.count(PLACEHOLDER)} times)")
+                        f"keep the user message as it is (placeholders {placeholders(text)}, prompt's "
+                        f"{placeholders(task.prompt)})")
     return split(text, tokenizer)
 
 
 def split(text: str, tokenizer: Any) -> Rendered:
-    """Cut the rendered prompt at the last special token before the review and the first after it."""
-    before, after = text.split(PLACEHOLDER)
+    """Cut the rendered prompt at the last special token before its first field and the first after its last."""
+    before, fields, after = split_at_fields(text)
     specials = [t for t in getattr(tokenizer, "added_tokens_encoder", {}) if t]
     cut_head = max((before.rfind(t) + len(t) for t in specials if t in before), default=0)
     cut_tail = min((after.find(t) for t in specials if t in after), default=len(after))
-    return Rendered(before[:cut_head], before[cut_head:], after[:cut_tail], after[cut_tail:])
+    return Rendered(before[:cut_head], before[cut_head:] + fields + after[:cut_tail], after[cut_tail:])
 
 
 def answer_word(word: str) -> str:

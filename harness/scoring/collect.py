@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -33,9 +33,21 @@ STATS = ("resumed", "cached", "scored", "tokens", "tokenize_s", "score_s")
 Predict = Callable[[list[Encoded], OnBatch], Predicted]
 
 
+class Fitted(Protocol):
+    """What a record keeps of an input's encoding (an `Encoded`, or a cache entry of one)."""
+
+    @property
+    def n_tokens(self) -> int: ...
+    @property
+    def truncated(self) -> bool: ...
+    @property
+    def cut(self) -> str: ...
+
+
 def prediction_record(task: Task, example: Example, probs: np.ndarray, raw: np.ndarray | None = None, *,
-                      n_tokens: int, truncated: bool) -> dict[str, Any]:
-    """One line of predictions.jsonl (`raw_probs`: before calibration, when calibrated)."""
+                      n_tokens: int, truncated: bool, cut: str = "") -> dict[str, Any]:
+    """One line of predictions.jsonl (`raw_probs`: before calibration, when calibrated; with several input
+    fields, each field's text shortened as `preview` is, and the field cut to fit)."""
     record = {
         "id": example.id,
         "label": task.labels[example.label],
@@ -47,6 +59,10 @@ def prediction_record(task: Task, example: Example, probs: np.ndarray, raw: np.n
         "preview": example.text[: runs.PREVIEW_CHARS],
         "text_sha": runs.text_sha(example.text),  # lets reports tell the same id in other data apart
     }
+    if len(example.fields) > 1:
+        record["fields"] = {name: text[: runs.PREVIEW_CHARS] for name, text in example.fields.items()}
+        if truncated:
+            record["truncated_field"] = cut
     if raw is not None:
         record["raw_probs"] = {name: float(p) for name, p in zip(task.labels, raw)}
     return record
@@ -74,12 +90,12 @@ class Collector:
     shift: np.ndarray | None = None  # calibration correction; None when not calibrated
     cache: ScoreCache | None = None
 
-    def records(self, examples: list[Example], raw: np.ndarray, n_tokens: list[int],
-                truncated: list[bool]) -> list[dict[str, Any]]:
+    def records(self, examples: list[Example], raw: np.ndarray, encoded: list[Fitted]) -> list[dict[str, Any]]:
         probs = calibration.apply(raw, self.shift) if self.shift is not None else raw
         calibrated = self.shift is not None
-        return [prediction_record(self.task, e, p, r if calibrated else None, n_tokens=n, truncated=c)
-                for e, p, r, n, c in zip(examples, probs, raw, n_tokens, truncated)]
+        return [prediction_record(self.task, e, p, r if calibrated else None, n_tokens=x.n_tokens,
+                                  truncated=x.truncated, cut=x.cut)
+                for e, p, r, x in zip(examples, probs, raw, encoded)]
 
     def usable(self, record: dict[str, Any]) -> bool:
         """Whether a resumed record has what the metrics need (probabilities over the task's labels)."""
@@ -141,25 +157,23 @@ def _resumed(job: Collector, run_dir: Path, key: str | None, w: distributed.Worl
 
 def _score(job: Collector, chosen: list[Example], log: runs.PredictionLog) -> Collected:
     """Records for `chosen`: cache hits first, then the model; each batch goes to the log as it comes."""
-    hits = job.cache.lookup([e.text for e in chosen]) if job.cache is not None else {}
+    hits = job.cache.lookup([e.inputs() for e in chosen]) if job.cache is not None else {}
     out: list[dict[str, Any]] = []
     if hits:
         out = job.records([chosen[i] for i in hits], np.array([h.probs for h in hits.values()]),
-                          [h.n_tokens for h in hits.values()], [h.truncated for h in hits.values()])
+                          list(hits.values()))
         log.append(out)
     misses = [e for i, e in enumerate(chosen) if i not in hits]
     t0 = time.perf_counter()
-    encoded = job.encoder.encode_many([e.text for e in misses])
+    encoded = job.encoder.encode_many([e.inputs() for e in misses], ids=[e.id for e in misses])
     t1 = time.perf_counter()
 
     def on_batch(idx: list[int], raw: np.ndarray) -> None:
-        batch = job.records([misses[i] for i in idx], raw, [encoded[i].n_tokens for i in idx],
-                            [encoded[i].truncated for i in idx])
+        batch = job.records([misses[i] for i in idx], raw, [encoded[i] for i in idx])
         log.append(batch)
         out.extend(batch)
         if job.cache is not None:
-            job.cache.add([misses[i].text for i in idx], raw, [encoded[i].n_tokens for i in idx],
-                          [encoded[i].truncated for i in idx])
+            job.cache.add([misses[i].inputs() for i in idx], raw, [encoded[i] for i in idx])
 
     mixed: dict[str, Any] = {}
     plan: BatchPlan | None = None

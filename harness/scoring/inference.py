@@ -11,7 +11,7 @@ handling belong to the backend (`harness.backends.base`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from harness.backends.base import Backend, BatchPlan, BatchTooLarge, LabelScorer
 from harness.errors import UserError
-from harness.scoring.encoding import Encoded, Encoder, label_token_ids
+from harness.scoring.encoding import Encoded, Encoder, Inputs, label_token_ids
 from tasks import Task
 from tasks.kinds import get_kind
 
@@ -102,7 +102,8 @@ def _accept(idx: list[int], probs: np.ndarray, on_batch: OnBatch | None) -> np.n
     return probs
 
 
-def predict_texts(task: Task, loaded: Backend, texts: list[str], *, batch_size: int | str = "auto") -> np.ndarray:
-    """Probabilities for raw texts through the task's own encoder (no progress bar)."""
+def predict_texts(task: Task, loaded: Backend, texts: Sequence[Inputs], *, batch_size: int | str = "auto"
+                  ) -> np.ndarray:
+    """Probabilities for raw inputs (texts, or each field's text) through the task's own encoder (no progress bar)."""
     return predict(task, loaded, make_encoder(task, loaded).encode_many(texts), batch_size=batch_size,
                    progress=False).probs

@@ -30,7 +30,7 @@ def validation_examples(task: Task, *, train_data: str | None, limit: int, seed:
 
 def accuracy(task: Task, loaded: Backend, examples: list[Example], batch_size: int | str) -> float:
     """Accuracy of `task`'s prompt (calibration not applied) on `examples`."""
-    probs = predict_texts(task, loaded, [e.text for e in examples], batch_size=batch_size)
+    probs = predict_texts(task, loaded, [e.inputs() for e in examples], batch_size=batch_size)
     return float((probs.argmax(1) == np.array([e.label for e in examples])).mean())
 
 

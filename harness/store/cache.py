@@ -3,9 +3,9 @@
 Entries live under `$TENSER_CACHE` (default `~/.cache/tenser`) in `scores/KEY/*.jsonl`, where KEY
 hashes everything a score depends on besides the text: the model's content hash (or Hub id and
 commit), dtype, device type, the task fields that shape the input (prompt, label words, token
-budget, truncation side) and the Tenser version. Each entry is keyed by a hash of the review
-text, so the same review under another id or in another file is a hit, and a changed text is a
-miss. Each process appends to its own shard file, so parallel runs never interleave lines.
+budget, truncation side) and the Tenser version. Each entry is keyed by a hash of the input's
+text (of every field's, for a task with several), so the same input under another id or in
+another file is a hit, and a changed text is a miss. Each process appends to its own shard file, so parallel runs never interleave lines.
 Anything unreadable (a torn line, a bad value, a broken file) is ignored and re-scored, and a
 cache that cannot be written is switched off with a warning: the cache never fails a run.
 """
@@ -20,12 +20,14 @@ import os
 import socket
 import sys
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import harness
 from harness.backends.base import Backend
+from harness.scoring.encoding import Encoded, Inputs
 from tasks import Task
 from tasks.kinds import NOT_SCORED
 
@@ -42,7 +44,10 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tenser"
 
 
-def text_hash(text: str) -> str:
+def text_hash(text: Inputs) -> str:
+    """The key of one input: its text, or every field's name and text."""
+    if isinstance(text, Mapping):
+        text = json.dumps(dict(text), sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
@@ -53,6 +58,7 @@ class Entry:
     probs: tuple[float, ...]
     n_tokens: int
     truncated: bool
+    cut: str = ""  # the field that was cut to fit
 
 
 def model_identity(info: dict[str, Any]) -> str | None:
@@ -87,7 +93,7 @@ class ScoreCache:
         self._shard: Any = None
         self.disabled = False
 
-    def lookup(self, texts: list[str]) -> dict[int, Entry]:
+    def lookup(self, texts: list[Inputs]) -> dict[int, Entry]:
         """Cached entries for `texts`, by position."""
         if self._entries is None:
             self._entries = self._read()
@@ -113,17 +119,17 @@ class ScoreCache:
             probs = tuple(float(p) for p in d["p"])
             ok = (isinstance(d["t"], str) and len(probs) == self.n_labels and isinstance(d["n"], int) and d["n"] > 0
                   and isinstance(d["c"], bool) and all(math.isfinite(p) and p >= 0 for p in probs)
-                  and abs(sum(probs) - 1) < 1e-6)
+                  and abs(sum(probs) - 1) < 1e-6 and isinstance(d.get("f", ""), str))
         except (ValueError, TypeError, KeyError):
             return None
-        return (d["t"], Entry(probs, d["n"], d["c"])) if ok else None
+        return (d["t"], Entry(probs, d["n"], d["c"], d.get("f", ""))) if ok else None
 
-    def add(self, texts: list[str], probs: Any, n_tokens: list[int], truncated: list[bool]) -> None:
+    def add(self, texts: list[Inputs], probs: Any, encoded: list[Encoded]) -> None:
         """Store raw probabilities for `texts`; a failed write switches the cache off for this run."""
         if self.disabled:
             return
-        lines = [json.dumps({"t": text_hash(t), "p": [float(x) for x in p], "n": int(n), "c": bool(c)})
-                 for t, p, n, c in zip(texts, probs, n_tokens, truncated)]
+        lines = [json.dumps({"t": text_hash(t), "p": [float(x) for x in p], "n": e.n_tokens, "c": e.truncated,
+                             **({"f": e.cut} if e.cut else {})}) for t, p, e in zip(texts, probs, encoded)]
         try:
             if self._shard is None:
                 self._open()

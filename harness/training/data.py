@@ -38,10 +38,11 @@ def split_train_val(examples: list[Example], cfg: FinetuneConfig) -> tuple[list[
 
 
 class EncodedSet(torch.utils.data.Dataset):
-    """Encoded examples as Trainer features (`input_ids`, `labels`)."""
+    """Encoded examples as Trainer features (`input_ids`, `labels`), and how many were cut to fit."""
 
-    def __init__(self, features: list[dict[str, Any]]) -> None:
+    def __init__(self, features: list[dict[str, Any]], truncated: int = 0) -> None:
         self.features = features
+        self.truncated = truncated
 
     def __len__(self) -> int:
         return len(self.features)
@@ -51,17 +52,20 @@ class EncodedSet(torch.utils.data.Dataset):
 
 
 def encode_examples(task: Task, tokenizer: Any, examples: list[Example], cfg: FinetuneConfig) -> EncodedSet:
-    """Classifier: ids -> label id. Prompt: prompt ids + label word ids, loss on the word only."""
+    """Classifier: ids -> label id. Prompt: prompt ids + label word ids, loss on the word only.
+    A pair task's (text, pair) is encoded by the tokenizer's pair encoding, as in evaluation."""
+    inputs, names = [e.inputs() for e in examples], [e.id for e in examples]
     if cfg.objective == "classifier":
         encoder = Encoder(task, tokenizer, cfg.max_length)
-        return EncodedSet([{"input_ids": encoder.encode(e.text).ids, "labels": e.label} for e in examples])
+        encoded = encoder.encode_many(inputs, ids=names)
+        return EncodedSet([{"input_ids": x.ids, "labels": e.label} for x, e in zip(encoded, examples)],
+                          truncated=sum(x.truncated for x in encoded))
     words = label_token_ids(task, tokenizer)
     encoder = Encoder(task, tokenizer, cfg.max_length, reserve=max(len(w) for w in words))
-    features = []
-    for e in examples:
-        ids, word = encoder.encode(e.text).ids, words[e.label]
-        features.append({"input_ids": ids + word, "labels": [-100] * len(ids) + word})
-    return EncodedSet(features)
+    encoded = encoder.encode_many(inputs, ids=names)
+    features = [{"input_ids": x.ids + words[e.label], "labels": [-100] * x.n_tokens + words[e.label]}
+                for x, e in zip(encoded, examples)]
+    return EncodedSet(features, truncated=sum(x.truncated for x in encoded))
 
 
 class Collator:

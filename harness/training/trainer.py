@@ -136,7 +136,7 @@ def _validation_metrics(task: Task, tokenizer: Any, net: Any, val: list[Example]
         was_training = net.training
         net.eval()
         try:
-            encoded = make_encoder(task, loaded).encode_many([e.text for e in val])
+            encoded = make_encoder(task, loaded).encode_many([e.inputs() for e in val], ids=[e.id for e in val])
             probs = predict(task, loaded, encoded, batch_size=batch_size, progress=False).probs
         finally:
             net.train(was_training)
@@ -314,7 +314,8 @@ def training_log(trainer: Any, cfg: FinetuneConfig, model: str, task: Task, data
         "parameters": {"total": sum(p.numel() for p in trainer.model.parameters()),
                        "trainable": trainable_parameters(trainer.model)},
         **({"lora": lora.describe(trainer.model)} if lora.is_peft(trainer.model) else {}),
-        "data": {**data["data"], "n_train": n_train, "n_val": n_val, "val_fraction": cfg.val_fraction},
+        "data": {**data["data"], "n_train": n_train, "n_val": n_val, "val_fraction": cfg.val_fraction,
+                 "n_train_truncated": getattr(trainer.train_dataset, "truncated", 0)},  # cut to --max-length
         "train_loss": [{"step": h["step"], "epoch": h["epoch"], "loss": h["loss"]} for h in history if "loss" in h],
         "epochs": epochs,
         "best_epoch": best["epoch"], "best_val_loss": best["val_loss"],
