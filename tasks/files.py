@@ -42,7 +42,12 @@ def include_file(path: str | Path) -> list[Task]:
 
 def _register_declarative(path: Path) -> None:
     try:
-        data = tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise TaskError(f"--include {path}: not UTF-8 text (byte {exc.object[exc.start]:#x} at position {exc.start}); "
+                        f"save it as UTF-8") from None
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise TaskError(f"--include {path}: not valid {path.suffix[1:].upper()}: {exc}") from None
     if isinstance(data, dict) and ("task" in data or "family" in data):

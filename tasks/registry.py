@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from tasks.fieldtypes import as_tuples, describe, fits, shown
 
 TaskKind = Literal["zeroshot", "classifier"]
 KINDS: tuple[str, ...] = typing.get_args(TaskKind)
@@ -71,6 +74,8 @@ class Task:
     metrics: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        for name, hint in _hints().items():  # a list given for a tuple field is the same data; keep tasks hashable
+            object.__setattr__(self, name, as_tuples(getattr(self, name), hint))
         check_task(self)
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,6 +86,9 @@ class Task:
 def check_task(task: Task) -> None:
     """Raise TaskError naming the first field that makes `task` unusable."""
     where = f"task {task.name!r}"
+    for name, hint in _hints().items():
+        if not fits(value := getattr(task, name), hint):
+            raise TaskError(f"{where}: {name} = {shown(value)} must be {describe(hint)}")
     if not task.name or not task.name.replace("_", "").replace("-", "").isalnum():
         raise TaskError(f"{where}: name must be letters, digits, '_' or '-'")
     if task.kind not in KINDS:
@@ -107,6 +115,12 @@ def check_task(task: Task) -> None:
     elif used := _zeroshot_fields_set(task):
         raise TaskError(f"{where}: {', '.join(used)} apply to zeroshot tasks only; a {task.kind} task reads the review "
                         f"as it is and scores it with the model's head (drop {'them' if len(used) > 1 else 'it'})")
+
+
+@functools.cache
+def _hints() -> dict[str, Any]:
+    """Each Task field's type hint, read from the record itself (so a new field is checked too)."""
+    return typing.get_type_hints(Task)
 
 
 def _zeroshot_fields_set(task: Task) -> list[str]:
@@ -213,10 +227,7 @@ def task_from_dict(entry: dict[str, Any], where: str = "task") -> Task:
     for key in entry:
         if key not in known:
             raise TaskError(f"{where}: " + _unknown("task field", key, sorted(known)))
-    hints = typing.get_type_hints(Task)
-    values = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if typing.get_origin(hints[k]) is tuple
-              and isinstance(v, (list, tuple)) else v for k, v in entry.items()}
     try:
-        return Task(**values)  # type: ignore[arg-type]  # checked by Task.__post_init__
-    except TypeError as exc:
+        return Task(**entry)  # checked, types included, by Task.__post_init__
+    except (TypeError, TaskError) as exc:
         raise TaskError(f"{where}: {exc}") from None
