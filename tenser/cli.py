@@ -44,9 +44,10 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps (auto: cuda > mps > cpu)")
     add_precision(p)
     p.add_argument("--include", action="append", default=[], metavar="FILE",
-                   help="register tasks from a .py/.toml/.json file (runs the file's code)")
+                   help="register tasks from a .py/.toml/.json file (a .py file runs its code)")
     p.add_argument("-T", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a task field, e.g. -T max_tokens=512")
+    add_trust_metrics(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output folder")
     p.add_argument("--no-cache", action="store_true", help="score every example again instead of reusing cached "
                                                           "scores ($TENSER_CACHE, default ~/.cache/tenser)")
@@ -74,6 +75,12 @@ def add_family(p: argparse.ArgumentParser) -> None:
                    help="register tasks from a .py/.toml/.json file (a .py file runs its code)")
     p.add_argument("-T", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a task field, e.g. -T calibration=contextual")
+    add_trust_metrics(p)
+
+
+def add_trust_metrics(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trust-metrics", action="store_true", help="let a TOML/JSON task file's `metrics` load its "
+                                                               "evaluate modules, which run code")
 
 
 def add_allow_pickle(p: argparse.ArgumentParser) -> None:
@@ -127,8 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted fine-tune in --output")
     add_allow_pickle(p)
     add_train_flags(p)
-    p.add_argument("--include", action="append", default=[], metavar="FILE")
-    p.add_argument("-T", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
+    p.add_argument("--include", action="append", default=[], metavar="FILE",
+                   help="register tasks from a .py/.toml/.json file (a .py file runs its code)")
+    p.add_argument("-T", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a task field, e.g. -T max_tokens=512")
+    add_trust_metrics(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --output")
     add_yes(p)
     p.set_defaults(func=commands.cmd_finetune)

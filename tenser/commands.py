@@ -30,7 +30,7 @@ def prepare_task(args: argparse.Namespace) -> Any:
     from tasks import get_task, include_file
 
     for path in args.include:
-        include_file(path)
+        include_file(path, trust_metrics=getattr(args, "trust_metrics", False))
     return get_task(args.task, **_overrides(args.overrides))
 
 
@@ -39,7 +39,7 @@ def prepare_family(args: argparse.Namespace) -> Any:
     from tasks import get_family, include_file
 
     for path in args.include:
-        include_file(path)
+        include_file(path, trust_metrics=getattr(args, "trust_metrics", False))
     return get_family(args.task)
 
 
@@ -62,7 +62,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     from tasks import include_file, list_families, list_tasks
 
     for path in args.include:
-        include_file(path)
+        include_file(path, trust_metrics=True)  # listing loads no metric module
     for task in list_tasks():
         print(f"{task.name:<24} {task.kind:<11} {task.dataset or '(--data)':<24} {task.description}")
     print("\nfamilies (tenser compare/bench/demo --task NAME):")
