@@ -58,6 +58,10 @@ class Encoder:
             self.head, self.tail = (tokenizer(part, add_special_tokens=False)["input_ids"] if part else []
                                     for part in (self.chat.head, self.chat.tail))
         fixed = len(self.head) + len(self.tail) + len(self._tokenize([self.prefix + self.suffix])["input_ids"][0])
+        if reserve and fixed + 1 > self.max_tokens:
+            raise UserError(f"task {task.name!r}: the label words take up to {reserve} more tokens, leaving "
+                            f"{max(self.max_tokens - fixed, 0)} of {max_tokens} for the review; use shorter label "
+                            f"words or raise -T max_tokens")
         if fixed + 1 > self.max_tokens:
             raise UserError(
                 f"task {task.name!r}: the prompt alone takes {fixed} tokens of the {self.max_tokens} allowed; "

@@ -21,6 +21,10 @@ KINDS: tuple[str, ...] = typing.get_args(TaskKind)
 Calibration = Literal["none", "contextual", "pmi"]
 CALIBRATIONS: tuple[str, ...] = typing.get_args(Calibration)
 TRUNCATION_SIDES = ("left", "right")
+# Sizes past any real classification task: each label is scored for every review (and drawn in the report's
+# confusion matrix), and a label word is a word or two, so larger ones are mistakes that would hang or overflow.
+MAX_LABELS = 1000
+MAX_LABEL_WORD_CHARS = 100
 
 
 class TaskError(ValueError):
@@ -95,6 +99,8 @@ def check_task(task: Task) -> None:
         raise TaskError(f"{where}: kind {task.kind!r} is not one of {', '.join(KINDS)}")
     if len(task.labels) < 2 or len(set(task.labels)) != len(task.labels):
         raise TaskError(f"{where}: labels must be at least two distinct names, got {task.labels!r}")
+    if len(task.labels) > MAX_LABELS:
+        raise TaskError(f"{where}: {len(task.labels)} labels; at most {MAX_LABELS} (each is scored for every input)")
     if task.truncation_side not in TRUNCATION_SIDES:
         raise TaskError(f"{where}: truncation_side {task.truncation_side!r} must be 'left' or 'right'")
     if task.max_tokens is not None and task.max_tokens < 8:
@@ -138,6 +144,9 @@ def _check_prompt(task: Task, where: str) -> None:
         raise TaskError(
             f"{where}: needs one label word per label ({len(task.labels)}), got {task.label_words!r}"
         )
+    if long := [w for w in task.label_words if len(w) > MAX_LABEL_WORD_CHARS]:
+        raise TaskError(f"{where}: label word {long[0][:12]!r}... is {len(long[0])} characters; at most "
+                        f"{MAX_LABEL_WORD_CHARS} (a label word is the answer's first word or two)")
     if any(not w.strip() for w in task.label_words) or len(set(task.label_words)) != len(task.label_words):
         raise TaskError(f"{where}: label words must be distinct and not blank, got {task.label_words!r}")
     if task.prompt != task.prompt.rstrip() and any(w[:1].isspace() for w in task.label_words):
