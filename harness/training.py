@@ -259,11 +259,12 @@ def finetune(
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience), _epoch_printer(), *callbacks],
     )
     t0 = time.perf_counter()
-    with contextlib.redirect_stdout(sys.stderr):  # the Trainer logs dicts with print; stdout carries the result
-        trainer.train(resume_from_checkpoint=True if resume else None)
-    wall = time.perf_counter() - t0
-    _save(trainer, tokenizer, output, training_log(trainer, cfg, model, task, info.to_dict(), len(train), len(val),
-                                                    wall, device))
+    with train_folder.full_disk_is_a_user_error(output):
+        with contextlib.redirect_stdout(sys.stderr):  # the Trainer logs dicts with print; stdout carries the result
+            trainer.train(resume_from_checkpoint=True if resume else None)
+        wall = time.perf_counter() - t0
+        _save(trainer, tokenizer, output, training_log(trainer, cfg, model, task, info.to_dict(), len(train),
+                                                        len(val), wall, device))
     return output
 
 

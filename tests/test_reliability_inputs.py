@@ -46,3 +46,45 @@ def test_a_lora_rank_above_the_hidden_size_is_refused_with_both_numbers(tmp_path
     assert code == 2 and len(err) == 1
     assert "--lora-r 100000" in err[0] and "hidden size (32)" in err[0]
     assert not (tmp_path / "o" / "model.safetensors").exists()
+
+
+# --- item 5: a full disk while saving a fine-tune checkpoint ------------------------------------------
+
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_the_torn_checkpoint_is_not_resumed(
+        tmp_path: Path, gpt2_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    import json
+
+    import torch
+
+    real_save, optimizer_saves = torch.save, []
+
+    def full_disk(obj, f, *args, **kwargs):  # what torch raises when the disk fills mid-file (seen on /dev/full)
+        if str(f).endswith("optimizer.pt"):
+            optimizer_saves.append(f)
+            if len(optimizer_saves) == 2:  # the second epoch's checkpoint
+                Path(f).write_bytes(b"PK\x03\x04torn")
+                raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+        return real_save(obj, f, *args, **kwargs)
+
+    train = write_rows(tmp_path / "train.csv", separable(40, seed=1))
+    out = tmp_path / "ft"
+    argv = ["finetune", "--model", str(gpt2_dir), "--output", str(out), "--data", str(train), "--epochs", "2",
+            "--patience", "2", "--max-length", "64", "--device", "cpu", "--yes"]
+    monkeypatch.setattr(torch, "save", full_disk)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    (line,) = [line for line in err if "error:" in line]  # the Trainer's progress bar may close after it
+    assert "Traceback" not in "\n".join(err) and "disk" in line and "--resume" in line and str(out) in line
+    checkpoints = sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*"))
+    assert len(checkpoints) == 1  # the torn one is gone, the first epoch's is kept
+    monkeypatch.setattr(torch, "save", real_save)
+    torn = out / "checkpoints" / "checkpoint-999"  # as a kill -9 mid-save leaves it: no trainer_state.json
+    torn.mkdir()
+    (torn / "model.safetensors").write_bytes(b"torn")
+    assert main([*argv, "--resume"]) == 0
+    log = json.loads((out / "training_log.json").read_text())
+    assert [e["epoch"] for e in log["epochs"]] == [1, 2]
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 2  # item 9: a finished fine-tune has nothing to resume, and says so
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert "finished" in line and "--overwrite" in line
