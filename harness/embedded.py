@@ -90,6 +90,11 @@ def model_path(name: str, *, progress: bool = True) -> str:
     from harness.cache import cache_root
 
     target = cache_root() / "models" / f"{spec.name}-{spec.version}"
+    try:  # before anything slow: the conversion needs a folder to write to
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"TENSER_CACHE={cache_root()}: cannot create {target.parent} for the converted model "
+                        f"({exc.strerror or exc}); set TENSER_CACHE to a folder you can write to") from None
     _remove_stale_work(target)
     if provenance(target) is not None:  # a finished conversion (the record is written last)
         if (torn := torn_weights(target)) is None:

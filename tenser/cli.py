@@ -163,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "bundled IMDB reviews, sized for a CPU (a few minutes)", formatter_class=fmt)
     p.add_argument("--out", default="runs/quickstart", help="folder for run folders, the checkpoint and report.html")
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
+    add_yes(p)
     p.set_defaults(func=commands.cmd_quickstart)
 
     p = sub.add_parser("bench", help="time Tenser's scoring against seed-style and one-at-a-time baselines",

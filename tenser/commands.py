@@ -181,11 +181,17 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     """`tenser compare` on the embedded model and IMDB sample; prints the command it runs."""
     import shlex
 
+    from harness.estimate import TooLong
     from tenser.cli import build_parser
 
-    argv = ["compare", *QUICKSTART, "--out", args.out, *(["--overwrite"] if args.overwrite else [])]
+    argv = ["compare", *QUICKSTART, "--out", args.out, *(["--overwrite"] if args.overwrite else []),
+            *(["--yes"] if args.yes else [])]
     print(f"running: tenser {shlex.join(argv)}", file=sys.stderr, flush=True)
-    return cmd_compare(build_parser().parse_args(argv))
+    try:
+        return cmd_compare(build_parser().parse_args(argv))
+    except TooLong as exc:  # its sizes are already the smallest that teach anything: only --yes is left to say
+        raise UserError(f"{exc}".split(";")[0].replace("this compare", "the quickstart") + " (README: about 7 min on "
+                        "2 idle cores; is the CPU busy?); run `tenser quickstart --yes` to go ahead anyway") from None
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

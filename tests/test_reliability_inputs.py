@@ -88,3 +88,35 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_the_torn_checkpoi
     assert main([*argv, "--resume"]) == 2  # item 9: a finished fine-tune has nothing to resume, and says so
     (line,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert "finished" in line and "--overwrite" in line
+
+
+# --- item 6: quickstart -------------------------------------------------------------------------------
+
+def test_quickstart_with_an_unusable_tenser_cache_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture[str]):
+    cache = tmp_path / "cache-is-a-file"
+    cache.write_text("not a folder")
+    monkeypatch.setenv("TENSER_CACHE", str(cache))
+    assert main(["quickstart", "--out", str(tmp_path / "qs")]) == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert f"TENSER_CACHE={cache}" in line and "set TENSER_CACHE to a folder you can write to" in line
+    assert cache.read_text() == "not a folder"
+
+
+def test_quickstart_refused_as_too_long_names_its_own_yes_and_no_settings_it_already_uses(
+        tmp_path: Path, gpt2_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    from harness import estimate
+    from tenser import commands
+    from tenser.cli import build_parser
+
+    argv = list(commands.QUICKSTART)
+    for flag, value in (("--model", str(gpt2_dir)), ("--limit", "12"), ("--train-limit", "40"), ("--max-length", "64")):
+        argv[argv.index(flag) + 1] = value
+    argv[argv.index("-T") + 1] = "max_tokens=64"
+    monkeypatch.setattr(commands, "QUICKSTART", [*argv, "--device", "cpu"])
+    monkeypatch.setattr(estimate, "CPU_LIMIT_S", 0.0)  # as on a CPU so busy that the estimate passes the limit
+    assert main(["quickstart", "--out", str(tmp_path / "qs")]) == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert "tenser quickstart --yes" in line
+    assert not any(flag in line for flag in ("--epochs 1", "--max-length 256", "--train-layers 2", "--limit N"))
+    assert build_parser().parse_args(["quickstart", "--yes"]).yes
