@@ -90,11 +90,7 @@ def model_path(name: str, *, progress: bool = True) -> str:
     from harness.cache import cache_root
 
     target = cache_root() / "models" / f"{spec.name}-{spec.version}"
-    try:  # before anything slow: the conversion needs a folder to write to
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"TENSER_CACHE={cache_root()}: cannot create {target.parent} for the converted model "
-                        f"({exc.strerror or exc}); set TENSER_CACHE to a folder you can write to") from None
+    _check_writable(target.parent, cache_root())
     _remove_stale_work(target)
     if provenance(target) is not None:  # a finished conversion (the record is written last)
         if (torn := torn_weights(target)) is None:
@@ -106,6 +102,15 @@ def model_path(name: str, *, progress: bool = True) -> str:
         print(f"converting {name} once from {gguf.name} (about 30 s) into {target} …", file=sys.stderr, flush=True)
     convert(spec, gguf, target)
     return str(target)
+
+
+def _check_writable(folder: Path, root: Path) -> None:
+    """Refuse, before anything slow, a cache where `folder` cannot be made (a file in the way, no permission)."""
+    existing = next(p for p in [folder, *folder.parents] if p.exists() or p == p.parent)
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"TENSER_CACHE={root}: cannot write the converted model under it ({existing} is "
+                        f"{'not a folder' if not existing.is_dir() else 'read-only'}); set TENSER_CACHE to a folder "
+                        f"you can write to")
 
 
 def _gguf_file(spec: EmbeddedModel) -> Path:
