@@ -214,7 +214,7 @@ def add_stats_commands(sub: Any) -> None:
     p.add_argument("after", metavar="AFTER_RUN", help="run folder of the candidate, scored on the same examples")
     p.add_argument("--metric", default="accuracy", help="accuracy or f1_macro")
     p.add_argument("--margin", type=float, default=0.01, help="largest acceptable drop (0.01 = 1 point)")
-    p.add_argument("--out", default="gate.json", help="JSON file for the decision")
+    p.add_argument("--out", help="JSON file for the decision (without it, only the summary line is printed)")
     p.set_defaults(func=commands.cmd_gate)
 
     p = sub.add_parser("plan", help="power: the smallest detectable change for N examples, or the N a change needs",

@@ -112,7 +112,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from reports.gate import gate, summary_line, write_result
 
     result = gate(args.before, args.after, metric=args.metric, margin=args.margin)
-    write_result(result, args.out)
+    if args.out:
+        write_result(result, args.out)
     print(summary_line(result))
     return 0 if result.passed else 1
 

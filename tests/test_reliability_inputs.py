@@ -120,3 +120,33 @@ def test_quickstart_refused_as_too_long_names_its_own_yes_and_no_settings_it_alr
     assert "tenser quickstart --yes" in line
     assert not any(flag in line for flag in ("--epochs 1", "--max-length 256", "--train-layers 2", "--limit N"))
     assert build_parser().parse_args(["quickstart", "--yes"]).yes
+
+
+# --- item 14: noise -------------------------------------------------------------------------------------
+
+def test_the_trainers_missing_tied_lm_head_warning_is_dropped_and_a_real_missing_key_still_warns(gpt2_dir: Path):
+    """GPT-2's lm_head is its token embedding, saved once: when the Trainer reloads the best epoch it calls
+    lm_head.weight missing, though nothing is. A key that is really missing still warns."""
+    import logging
+
+    from transformers import AutoModelForCausalLM
+
+    from harness.training import _quiet_tied_head
+
+    net = AutoModelForCausalLM.from_pretrained(str(gpt2_dir))
+    seen: list[str] = []
+    log = logging.getLogger("transformers.trainer")
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    log.addHandler(handler)
+    try:
+        with _quiet_tied_head(net):
+            log.warning("There were missing keys in the checkpoint model loaded: ['lm_head.weight'].")
+            log.warning("There were missing keys in the checkpoint model loaded: ['lm_head.weight', "
+                        "'transformer.h.0.attn.c_attn.weight'].")
+        log.warning("There were missing keys in the checkpoint model loaded: ['lm_head.weight'].")  # filter removed
+    finally:
+        log.removeHandler(handler)
+    assert seen == ["There were missing keys in the checkpoint model loaded: ['lm_head.weight', "
+                    "'transformer.h.0.attn.c_attn.weight'].",
+                    "There were missing keys in the checkpoint model loaded: ['lm_head.weight']."]
