@@ -156,18 +156,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return 0
     print(done.pretrained.path)
     print(done.finetuned.path)
-    print(f"try both models on your own text: {demo_command(args.model, str(done.checkpoint), family.name)}",
-          file=sys.stderr)
+    demo = demo_command(args.model, str(done.checkpoint), family.name, include=args.include, overrides=args.overrides,
+                        train_data=args.train_data, trust_metrics=args.trust_metrics)
+    print(f"try both models on your own text: {demo}", file=sys.stderr)
     print(done.report)
     return 0
 
 
-def demo_command(pretrained: str, finetuned: str, task: str = "imdb") -> str:
-    """The `tenser demo` command line for two models on a task family."""
+def demo_command(pretrained: str, finetuned: str, task: str = "imdb", *, include: list[str] | None = None,
+                 overrides: list[str] | None = None, train_data: str | None = None, trust_metrics: bool = False) -> str:
+    """The `tenser demo` command line for two models on a task family, with the task files and -T it needs."""
     import shlex
 
-    line = f"tenser demo --pretrained {shlex.quote(pretrained)} --finetuned {shlex.quote(str(finetuned))}"
-    return line + (f" --task {shlex.quote(task)}" if task != "imdb" else "")
+    argv = ["tenser", "demo", "--pretrained", pretrained, "--finetuned", str(finetuned)]
+    argv += ["--task", task] if task != "imdb" else []
+    argv += [arg for path in include or [] for arg in ("--include", path)]
+    argv += [arg for pair in overrides or [] for arg in ("-T", pair)]
+    argv += ["--train-data", train_data] if train_data else []  # few-shot demonstrations come from it
+    return shlex.join(argv + (["--trust-metrics"] if trust_metrics else []))
 
 
 # The quickstart: the whole before/after job on what the package carries (no Hub, no GPU), sized for a

@@ -150,3 +150,25 @@ def test_the_trainers_missing_tied_lm_head_warning_is_dropped_and_a_real_missing
     assert seen == ["There were missing keys in the checkpoint model loaded: ['lm_head.weight', "
                     "'transformer.h.0.attn.c_attn.weight'].",
                     "There were missing keys in the checkpoint model loaded: ['lm_head.weight']."]
+
+
+# --- item 8: the demo command compare prints -----------------------------------------------------------
+
+def test_the_printed_demo_command_carries_include_and_overrides_and_parses(tmp_path: Path):
+    import shlex
+
+    from tenser.cli import build_parser
+    from tenser.commands import demo_command, prepare_family
+
+    family_file = tmp_path / "my tasks.toml"  # a space: the command must quote it
+    family_file.write_text('[[family]]\nname = "stars_zeroshot"\nlabels = ["bad", "good"]\ndataset = "me/s"\n'
+                           'prompt = "R: {text}\\nV:"\nlabel_words = [" bad", " good"]\nmetrics = ["./m"]\n')
+    line = demo_command("gpt2", str(tmp_path / "ft"), "stars", include=[str(family_file)],
+                        overrides=["calibration=contextual", "prompt=Q: {text}\\nA:"], train_data="train.csv",
+                        trust_metrics=True)
+    argv = shlex.split(line)
+    assert argv[:2] == ["tenser", "demo"]
+    args = build_parser().parse_args(argv[1:])
+    assert args.include == [str(family_file)] and args.overrides == ["calibration=contextual", "prompt=Q: {text}\\nA:"]
+    assert args.task == "stars" and args.train_data == "train.csv" and args.finetuned == str(tmp_path / "ft")
+    assert prepare_family(args).zeroshot == "stars_zeroshot"  # the task from the file is found, with the flags given
