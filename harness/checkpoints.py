@@ -44,7 +44,10 @@ def checkpoint_kind(name: str, *, strict: bool = True) -> ModelKind:
 
 def architectures(name: str) -> list[str] | None:
     """The `architectures` of a local folder's or Hub model's config; None when it cannot be read."""
-    config = Path(name).expanduser() / "config.json"
+    from harness import embedded
+
+    folder = embedded.model_path(name, progress=False) if embedded.is_embedded(name) else name
+    config = Path(folder).expanduser() / "config.json"
     if config.is_file():
         try:
             return list(json.loads(config.read_text()).get("architectures") or [])

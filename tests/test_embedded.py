@@ -442,3 +442,16 @@ def test_stale_conversion_temp_folders_are_removed_and_live_ones_kept(as_embedde
     os.utime(old, (hours_ago, hours_ago))
     assert model_path("embedded:tiny", progress=False) == str(as_embedded)
     assert sorted(p.name for p in parent.iterdir()) == sorted([as_embedded.name, live.name])
+
+
+def test_the_plain_embedded_lm_as_the_demos_finetuned_model_is_warned_about(
+        as_embedded: Path, converted: tuple[Path, dict], gpt2_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 24 item 10: a never-fine-tuned LM named `embedded:NAME` is read through its converted folder."""
+    from demo.pairing import check_pair
+    from harness.checkpoints import checkpoint_kind
+
+    shutil.copytree(converted[0], as_embedded)
+    check_pair(str(gpt2_dir), "embedded:tiny")
+    assert "warning: --finetuned embedded:tiny is a causal LM with no training_log.json" in capsys.readouterr().err
+    with pytest.raises(UserError, match="not a fine-tuned classifier"):
+        checkpoint_kind("embedded:tiny")
