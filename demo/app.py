@@ -34,7 +34,7 @@ from demo.pairing import check_pair
 from demo.predictors import Predictor
 from demo.sample_reviews import SAMPLE_REVIEWS
 from harness.checkpoints import checkpoint_kind, model_kind
-from harness.errors import UserError
+from harness.errors import UserError, renamed_flags
 from harness.models import LoadedModel, load_model
 from tasks import Task, get_family, get_task
 
@@ -187,9 +187,11 @@ def serve(
     finetuned_task = family.task("zeroshot" if checkpoint_kind(finetuned, strict=False) == "causal_lm"
                                  else "classifier", **(overrides or {}))
     print(f"loading pretrained model {pretrained} ({zeroshot.name}) …", file=sys.stderr)
-    pre = load_model(pretrained, "causal_lm", device=device, dtype=dtype, allow_pickle=allow_pickle)
+    with renamed_flags({"--model": "--pretrained"}):  # load_model speaks of --model; the demo has two models
+        pre = load_model(pretrained, "causal_lm", device=device, dtype=dtype, allow_pickle=allow_pickle)
     print(f"loading fine-tuned model {finetuned} ({finetuned_task.name}) …", file=sys.stderr)
-    fin = load_model(finetuned, model_kind(finetuned_task), device=device, dtype=dtype, allow_pickle=allow_pickle)
+    with renamed_flags({"--model": "--finetuned"}):
+        fin = load_model(finetuned, model_kind(finetuned_task), device=device, dtype=dtype, allow_pickle=allow_pickle)
     app = build_app(pre, fin, pretrained_task=zeroshot, finetuned_task=finetuned_task, train_data=train_data,
                     seed=seed)
     if host not in LOCAL_HOSTS:

@@ -189,7 +189,7 @@ def list_tasks() -> list[Task]:
 def get_task(name: str, /, **overrides: Any) -> Task:
     """The task called `name`, with fields replaced by `overrides` (strings are coerced)."""
     if name not in _REGISTRY:
-        raise TaskError(_unknown("task", name, sorted(_REGISTRY)))
+        raise TaskError(_unknown("task", name, sorted(_REGISTRY)) + " (a task from a file needs --include FILE)")
     task = _REGISTRY[name]
     if not overrides:
         return task

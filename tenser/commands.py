@@ -27,10 +27,14 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
 
 def prepare_task(args: argparse.Namespace) -> Any:
     """Register --include files and return the task with -T overrides applied."""
-    from tasks import get_task, include_file
+    from tasks import get_family, get_task, include_file, list_families, list_tasks
 
     for path in args.include:
         include_file(path, trust_metrics=getattr(args, "trust_metrics", False))
+    if args.task in {f.name for f in list_families()} and args.task not in {t.name for t in list_tasks()}:
+        family = get_family(args.task)
+        raise UserError(f"--task {args.task} is a task family; `tenser {args.command}` takes one of its tasks: "
+                        f"--task {family.zeroshot} or --task {family.classifier}")
     return get_task(args.task, **_overrides(args.overrides))
 
 

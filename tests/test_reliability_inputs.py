@@ -172,3 +172,34 @@ def test_the_printed_demo_command_carries_include_and_overrides_and_parses(tmp_p
     assert args.include == [str(family_file)] and args.overrides == ["calibration=contextual", "prompt=Q: {text}\\nA:"]
     assert args.task == "stars" and args.train_data == "train.csv" and args.finetuned == str(tmp_path / "ft")
     assert prepare_family(args).zeroshot == "stars_zeroshot"  # the task from the file is found, with the flags given
+
+
+# --- item 9: hints that name IMDB or the wrong thing -----------------------------------------------------
+
+def test_an_unknown_task_says_that_tasks_from_files_need_include():
+    with pytest.raises(TaskError, match=r"Unknown task 'stars_zeroshot'.*a task from a file needs --include FILE"):
+        get_task("stars_zeroshot")
+
+
+def test_run_with_a_family_name_says_it_is_a_family_and_names_its_tasks(tmp_path: Path, gpt2_dir: Path,
+                                                                          capsys: pytest.CaptureFixture[str]):
+    assert main(["run", "--model", str(gpt2_dir), "--task", "imdb", "--out", str(tmp_path)]) == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert "--task imdb is a task family" in line and "imdb_zeroshot" in line and "imdb_classifier" in line
+
+
+def test_a_split_the_bundled_sample_lacks_names_the_splits_it_has():
+    from harness.data import load_examples
+
+    with pytest.raises(UserError, match=r"no split 'validation' \(splits: test, train\); pass --split test"):
+        load_examples(get_task("imdb_zeroshot"), data="embedded:imdb", split="validation")
+
+
+def test_the_demo_names_a_bad_finetuned_model_by_its_own_flag(tmp_path: Path, gpt2_dir: Path):
+    from demo.app import serve
+    from tests import demo_fixtures
+
+    with pytest.raises(UserError) as err:
+        serve(str(gpt2_dir), str(tmp_path / "nope"), port=demo_fixtures.free_port(), device="cpu",
+              prevent_thread_lock=True)
+    assert str(err.value).startswith(f"--finetuned {tmp_path / 'nope'}") and "--model" not in str(err.value)
