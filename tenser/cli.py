@@ -240,7 +240,7 @@ def add_train_flags(p: argparse.ArgumentParser, *, limit: bool = True) -> None:
     g.add_argument("--epochs", type=int, default=d.epochs, help="maximum epochs")
     g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay")
     g.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio, help="share of steps warming up")
-    g.add_argument("--max-length", type=int, default=d.max_length, help="tokens per training review")
+    g.add_argument("--max-length", type=int, default=d.max_length, help="tokens per training text")
     g.add_argument("--val-fraction", type=float, default=d.val_fraction, help="validation share carved from train")
     g.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs")
     g.add_argument("--train-layers", type=int, default=d.train_layers, metavar="K",

@@ -203,3 +203,12 @@ def test_the_demo_names_a_bad_finetuned_model_by_its_own_flag(tmp_path: Path, gp
         serve(str(gpt2_dir), str(tmp_path / "nope"), port=demo_fixtures.free_port(), device="cpu",
               prevent_thread_lock=True)
     assert str(err.value).startswith(f"--finetuned {tmp_path / 'nope'}") and "--model" not in str(err.value)
+
+
+def test_finetune_help_speaks_of_any_task_and_documents_include_and_t(capsys: pytest.CaptureFixture[str]):
+    with pytest.raises(SystemExit):
+        main(["finetune", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "review" not in text.lower()
+    assert "--include FILE register tasks from" in text and "-T FIELD=VALUE override a task field" in text
+    assert "--trust-metrics" in text
