@@ -72,6 +72,10 @@ class CompareFolder:
             shutil.rmtree(output / CHECKPOINTS, ignore_errors=True)  # a crash may have left some behind
             print(f"reusing the finished fine-tune in {output}", file=sys.stderr)
             return "reuse"
+        from harness.train_folder import drop_torn_checkpoints
+
+        if self.resumed:  # a checkpoint a full disk or a kill left half-written cannot be resumed from
+            drop_torn_checkpoints(output)
         if self.resumed and any((output / CHECKPOINTS).glob("checkpoint-*")):
             return "resume"
         return "fresh"

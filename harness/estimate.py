@@ -115,6 +115,10 @@ def duration(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60} min"
 
 
+class TooLong(UserError):
+    """A CPU job the estimate puts over the limit, refused without --yes."""
+
+
 def report(plan: Plan, step_s: float, score_s: float, *, yes: bool, what: str = "fine-tune",
            hint: str = "{limit} N") -> float:
     """Print the plan and the estimate on stderr; refuse a long CPU job without `yes`. Returns seconds."""
@@ -132,7 +136,7 @@ def report(plan: Plan, step_s: float, score_s: float, *, yes: bool, what: str = 
     ]
     print("\n".join(lines), file=sys.stderr, flush=True)
     if plan.device.startswith("cpu") and total > CPU_LIMIT_S and not yes:
-        raise UserError(f"this {what} would take about {duration(total)} on the CPU; pass {{yes}} to run it anyway, "
-                        f"or make it smaller ({hint}, {{epochs}} 1, {{max_length}} 256, {{train_layers}} 2)",
-                        mentions=("yes", "limit", "epochs", "max_length", "train_layers"))
+        raise TooLong(f"this {what} would take about {duration(total)} on the CPU; pass {{yes}} to run it anyway, "
+                      f"or make it smaller ({hint}, {{epochs}} 1, {{max_length}} 256, {{train_layers}} 2)",
+                      mentions=("yes", "limit", "epochs", "max_length", "train_layers"))
     return total

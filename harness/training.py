@@ -6,12 +6,15 @@ train/validation carve, encoding, collation) lives in `harness.train_data`.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
+import logging
 import platform
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -266,12 +269,39 @@ def finetune(
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience), _epoch_printer(), *callbacks],
     )
     t0 = time.perf_counter()
-    with contextlib.redirect_stdout(sys.stderr):  # the Trainer logs dicts with print; stdout carries the result
-        trainer.train(resume_from_checkpoint=True if resume else None)
-    wall = time.perf_counter() - t0
-    _save(trainer, tokenizer, output, training_log(trainer, cfg, model, task, info.to_dict(), len(train), len(val),
-                                                    wall, device))
+    with train_folder.full_disk_is_a_user_error(output), _quiet_tied_head(net):
+        with contextlib.redirect_stdout(sys.stderr):  # the Trainer logs dicts with print; stdout carries the result
+            trainer.train(resume_from_checkpoint=True if resume else None)
+        wall = time.perf_counter() - t0
+        _save(trainer, tokenizer, output, training_log(trainer, cfg, model, task, info.to_dict(), len(train),
+                                                        len(val), wall, device))
     return output
+
+
+@contextlib.contextmanager
+def _quiet_tied_head(net: Any) -> Iterator[None]:
+    """Drop the Trainer's "missing keys" warning when reloading the best epoch when every missing key is a
+    weight tied to another (GPT-2's lm_head is its token embedding, saved once): nothing is missing."""
+    first: dict[int, str] = {}
+    for name, param in net.named_parameters(remove_duplicate=False):
+        first.setdefault(id(param), name)
+    tied = {name for name, param in net.named_parameters(remove_duplicate=False) if first[id(param)] != name}
+    prefix = "There were missing keys in the checkpoint model loaded: "
+
+    def harmless(record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return text.startswith(prefix) and set(ast.literal_eval(text[len(prefix):].rstrip("."))) <= tied
+
+    class Filter(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not harmless(record)
+
+    log, quiet = logging.getLogger("transformers.trainer"), Filter()
+    log.addFilter(quiet)
+    try:
+        yield
+    finally:
+        log.removeFilter(quiet)
 
 
 def _save(trainer: Any, tokenizer: Any, output: Path, log: dict[str, Any]) -> None:
