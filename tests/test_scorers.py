@@ -119,7 +119,7 @@ def test_device_and_dtype_resolution():
     assert resolve_dtype("mixed", torch.device("cpu")) == (torch.float32, torch.bfloat16)
     with pytest.raises(UserError, match="dtype mixed: supported on cpu and cuda, not mps"):
         resolve_dtype("mixed", torch.device("mps"))
-    with pytest.raises(UserError, match="--device 'tpu': choose one of auto, cpu, cuda, mps"):
+    with pytest.raises(UserError, match="device 'tpu': choose one of auto, cpu, cuda, mps"):
         resolve_device("tpu")
     with pytest.raises(UserError, match="--dtype 'fp32': choose one of auto, mixed, float32"):
         resolve_dtype("fp32", torch.device("cpu"))
