@@ -121,7 +121,7 @@ def test_device_and_dtype_resolution():
         resolve_dtype("mixed", torch.device("mps"))
     with pytest.raises(UserError, match="device 'tpu': choose one of auto, cpu, cuda, mps"):
         resolve_device("tpu")
-    with pytest.raises(UserError, match="--dtype 'fp32': choose one of auto, mixed, float32"):
+    with pytest.raises(UserError, match="dtype 'fp32': choose one of auto, mixed, float32"):
         resolve_dtype("fp32", torch.device("cpu"))
 
 
