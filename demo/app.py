@@ -33,10 +33,11 @@ from demo.outputs import (
 from demo.pairing import check_pair
 from demo.predictors import Predictor
 from demo.sample_reviews import SAMPLE_REVIEWS
+from harness.backends import Backend, load_backend
 from harness.checkpoints import checkpoint_kind, model_kind
 from harness.errors import UserError
-from harness.models import LoadedModel, load_model
 from tasks import Task, get_family, get_task
+from tasks.kinds import get_kind, kind_for_model
 
 CONCURRENCY = 4  # requests in flight; the per-model locks keep scoring itself serial per model
 QUEUE_SIZE = 64  # waiting requests beyond this are turned away with "queue full"
@@ -75,7 +76,7 @@ def classify_batch(
 
 
 def build_app(
-    pretrained: LoadedModel, finetuned: LoadedModel, *, pretrained_task: Task | str, finetuned_task: Task | str,
+    pretrained: Backend, finetuned: Backend, *, pretrained_task: Task | str, finetuned_task: Task | str,
     train_data: str | None = None, seed: int = 0,
 ) -> gr.Blocks:
     """The demo app over two loaded models and their tasks (names or Task records); few-shot
@@ -128,7 +129,7 @@ def _answer_column(p: Predictor) -> list[gr.components.Component]:
     label = gr.Label(label=f"{p.title}: probability of each label", num_top_classes=len(p.task.labels),
                      elem_id=f"{p.role}-label")
     note = gr.Markdown(elem_id=f"{p.role}-note")
-    what = "prompt" if p.task.kind == "zeroshot" else "input"
+    what = "prompt" if get_kind(p.task.kind).prompted else "input"
     prompt = gr.Textbox(label=f"Exact {what} scored (decoded tokens, after truncation)", lines=4, max_lines=10,
                         interactive=False, buttons=["copy"], elem_id=f"{p.role}-prompt")
     return [label, note, prompt]
@@ -184,12 +185,13 @@ def serve(
     check_pair(pretrained, finetuned)
     family = get_family(task)
     zeroshot = family.task("zeroshot", **(overrides or {}))
-    finetuned_task = family.task("zeroshot" if checkpoint_kind(finetuned, strict=False) == "causal_lm"
-                                 else "classifier", **(overrides or {}))
+    finetuned_task = family.task(kind_for_model(checkpoint_kind(finetuned, strict=False)).name, **(overrides or {}))
     print(f"loading pretrained model {pretrained} ({zeroshot.name}) …", file=sys.stderr)
-    pre = load_model(pretrained, "causal_lm", device=device, dtype=dtype, allow_pickle=allow_pickle)
+    pre = load_backend(pretrained, model_kind(zeroshot), device=device, dtype=dtype, allow_pickle=allow_pickle,
+                       task=zeroshot.name)
     print(f"loading fine-tuned model {finetuned} ({finetuned_task.name}) …", file=sys.stderr)
-    fin = load_model(finetuned, model_kind(finetuned_task), device=device, dtype=dtype, allow_pickle=allow_pickle)
+    fin = load_backend(finetuned, model_kind(finetuned_task), device=device, dtype=dtype, allow_pickle=allow_pickle,
+                       task=finetuned_task.name)
     app = build_app(pre, fin, pretrained_task=zeroshot, finetuned_task=finetuned_task, train_data=train_data,
                     seed=seed)
     if host not in LOCAL_HOSTS:

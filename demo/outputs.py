@@ -16,6 +16,7 @@ import pandas as pd
 
 from demo.predictors import ROLE_TITLES, Answer, Predictor, Role
 from tasks import Task
+from tasks.kinds import get_kind
 
 PREVIEW_CHARS = 60
 SHORT_ROLE: dict[Role, str] = {"pretrained": "pre", "finetuned": "fine"}
@@ -113,5 +114,5 @@ def model_heading(predictor: Predictor) -> str:
     """Markdown heading for one model's column: role, short model name, how it scores."""
     name = predictor.name
     short = Path(name.rstrip("/")).name if Path(name).exists() else name
-    how = "zero-shot prompt" if predictor.task.kind == "zeroshot" else "classification head"
+    how = "zero-shot prompt" if get_kind(predictor.task.kind).prompted else "classification head"
     return f"### {predictor.title}: `{short}`\n{how} · task `{predictor.task.name}` · {predictor.encoder.max_tokens:,} tokens max"

@@ -18,9 +18,9 @@ from typing import Literal
 import numpy as np
 
 from harness import calibration, prompting
+from harness.backends import Backend
 from harness.encoding import Encoder
 from harness.inference import make_encoder, predict
-from harness.models import LoadedModel
 from tasks import Task
 
 Role = Literal["pretrained", "finetuned"]
@@ -44,13 +44,13 @@ class Predictor:
 
     role: Role
     task: Task
-    loaded: LoadedModel
+    loaded: Backend
     encoder: Encoder
     shift: np.ndarray | None = None  # the task's calibration correction, as `tenser run` computes it
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def create(cls, role: Role, loaded: LoadedModel, task: Task, *, train_data: str | None = None,
+    def create(cls, role: Role, loaded: Backend, task: Task, *, train_data: str | None = None,
                seed: int = 0) -> Predictor:
         """Build the predictor as `tenser run --seed SEED --train-data TRAIN_DATA` prepares a job:
         demonstrations (drawn once), calibration correction, encoder."""

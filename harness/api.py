@@ -25,15 +25,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness import compare_state, distributed, model_card, noise_check, recipe
+from harness.backends import require_hf
 from harness.checkpoints import checkpoint_kind
-from harness.errors import UserError, renamed_flags
+from harness.errors import UserError, renamed_params
 from harness.evaluation import Options, score_model, settings_suffix
 from harness.runs import Run
 from harness.train_data import FinetuneConfig
 from tasks import Family, Task, get_family, get_task
+from tasks.kinds import kind_for_model, kind_for_objective
 
-# `compare` names the fine-tuning flags that `finetune` calls --data, --limit and --batch-size differently.
-COMPARE_TRAIN_FLAGS = {"--data": "--train-data", "--limit": "--train-limit", "--batch-size": "--train-batch-size"}
+# `compare` names the fine-tuning parameters that `finetune` calls data, limit and batch_size differently.
+COMPARE_TRAIN_PARAMS = {"data": "train_data", "limit": "train_limit", "batch_size": "training.batch_size"}
 
 
 class Render(Protocol):
@@ -107,12 +109,13 @@ def compare(model: str, task: str | Task | Family = "imdb", *, out: str | Path, 
     of them (OUT/noise.json, `harness.noise_check`; 0 = off); with `render`, write OUT/report.html."""
     opts = Options.of(options)
     if not isinstance(noise_examples, int) or noise_examples < 0:
-        raise UserError(f"--noise-examples {noise_examples!r}: give 0 (off) or a positive number of examples")
+        raise UserError(f"{{noise_examples}} {noise_examples!r}: give 0 (off) or a positive number of examples",
+                        param="noise_examples")
     chosen = recipe.check_seeds(seeds, finetuned=finetuned)
     family = task if isinstance(task, Family) else get_family(task.name if isinstance(task, Task) else task)
     cfg = dataclasses.replace(training or FinetuneConfig(seed=opts.seed, device=opts.device), limit=train_limit)
     zeroshot = family.task("zeroshot", **(overrides or {}))
-    train_task = family.task("classifier" if cfg.objective == "classifier" else "zeroshot", **(overrides or {}))
+    train_task = family.task(kind_for_objective(cfg.objective).name, **(overrides or {}))
     configs = recipe.seed_configs(cfg, chosen)
     out = Path(out)
     w = distributed.init()
@@ -122,6 +125,7 @@ def compare(model: str, task: str | Task | Family = "imdb", *, out: str | Path, 
         opts = dataclasses.replace(opts, overwrite=not state.resumed)  # a resumed compare keeps its run folders
         checkpoints, validation = [Path(finetuned)] if finetuned else [], None
         if finetuned is None:
+            require_hf(model, "fine-tuning (compare without finetuned=)")
             state.mark("fine-tuning")
             checkpoints = [_finetuned(model, train_task, c, state, opts, len(configs)) for c in configs]
             state.mark("the validation check")  # before any test number
@@ -131,8 +135,7 @@ def compare(model: str, task: str | Task | Family = "imdb", *, out: str | Path, 
         state.mark("fine-tuned scoring")
         afters = []
         for i, checkpoint in enumerate(checkpoints):
-            after_task = family.task("classifier" if checkpoint_kind(str(checkpoint)) == "classifier" else "zeroshot",
-                                     **(overrides or {}))
+            after_task = family.task(kind_for_model(checkpoint_kind(str(checkpoint))).name, **(overrides or {}))
             stem = compare_state.seed_folders(configs[i].seed, len(configs))[1] if finetuned is None else "finetuned"
             afters.append(_scored(state, [after_task], str(checkpoint), f"{stem}__{after_task.name}", data=data,
                                   limit=limit, opts=opts))
@@ -161,7 +164,7 @@ def _open_compare(model: str, zeroshot: Task, train_task: Task, cfg: FinetuneCon
     test, info = load_examples(zeroshot, data=data, split=opts.split, limit=limit, seed=opts.seed)
     train_content = None
     if finetuned is None or opts.train_data:
-        with renamed_flags(COMPARE_TRAIN_FLAGS):
+        with renamed_params(COMPARE_TRAIN_PARAMS):
             train_content = load_examples(train_task, data=opts.train_data, split=train_task.train_split)[1].fingerprint
     scoring = {"data": data, "split": opts.split, "limit": limit, "seed": opts.seed, "dtype": opts.dtype,
                "train_data": opts.train_data, "select_on": opts.select_on, "val_limit": opts.val_limit,
@@ -173,7 +176,7 @@ def _open_compare(model: str, zeroshot: Task, train_task: Task, cfg: FinetuneCon
     state = distributed.on_main(lambda: compare_state.open_folder(
         out, key, overwrite=opts.overwrite, seeds=tuple(seeds or [cfg.seed]) if k else ()))
     if finetuned is None and not state.resumed:  # the plan and a time estimate (all K fine-tunes) before anything
-        with renamed_flags(COMPARE_TRAIN_FLAGS):
+        with renamed_params(COMPARE_TRAIN_PARAMS):
             training.preflight(model, train_task, cfg, train_data=opts.train_data, n_score=(1 + k) * len(test),
                                yes=yes, allow_pickle=opts.allow_pickle, fine_tunes=k)
     return state
@@ -184,7 +187,7 @@ def _validation(state: compare_state.CompareFolder, model: str, zeroshot: Task, 
     """The validation check (recipe.validation_check), reused when a resumed compare recorded it."""
     def check() -> dict[str, Any]:
         done = state.recorded("validation")
-        with renamed_flags(COMPARE_TRAIN_FLAGS):
+        with renamed_params(COMPARE_TRAIN_PARAMS):
             record = done or recipe.validation_check(
                 model, zeroshot, train_task, cfg, checkpoints, train_data=opts.train_data, device=opts.device,
                 dtype=opts.dtype, batch_size=opts.batch_size, allow_pickle=opts.allow_pickle)
@@ -215,7 +218,7 @@ def _finetuned(model: str, task: Task, cfg: FinetuneConfig, state: compare_state
     step = distributed.on_main(lambda: state.finetune_step(output))
     if step == "reuse":
         return output
-    with renamed_flags(COMPARE_TRAIN_FLAGS):
+    with renamed_params(COMPARE_TRAIN_PARAMS):
         training.finetune(model, task, output, cfg, train_data=opts.train_data, allow_pickle=opts.allow_pickle,
                           estimate=False, overwrite=step == "fresh", resume=step == "resume")
     distributed.barrier()  # rank 0 has written the checkpoint

@@ -27,13 +27,16 @@ import torch
 from tqdm.auto import tqdm
 
 from harness import precision
+from harness.backends import require_hf
+from harness.checkpoints import model_kind
 from harness.data import Example
 from harness.encoding import Encoded
 from harness.errors import UserError
+from harness.hf_backend import runtime_info
 from harness.inference import make_encoder, predict
 from harness.models import LoadedModel, load_model
-from harness.runner import runtime_info
 from tasks import Task
+from tasks.kinds import get_kind
 
 MAX_DISAGREEMENT = 0.001  # share of examples whose prediction may differ from the reference
 MAX_ACCURACY_GAP = 0.001  # 0.1 accuracy points
@@ -52,7 +55,7 @@ def reference_probs(task: Task, loaded: LoadedModel, encoded: list[Encoded], *, 
     out = []
     for start in tqdm(range(0, len(encoded), batch_size), desc="reference", disable=not progress):
         chunk = encoded[start : start + batch_size]
-        if task.kind != "zeroshot":
+        if not get_kind(task.kind).prompted:
             logits = _forward(model, [e.ids for e in chunk], pad, pad_to, device)
         elif all(len(w) == 1 for w in words):
             logits = _forward(model, [e.ids for e in chunk], pad, pad_to, device)
@@ -110,7 +113,8 @@ def bench_task(task: Task, model: str, examples: list[Example], *, device: str, 
     is reported apart, `compile_s`) or mixed precision (so its bf16 path runs too). With
     `repeats`, the ways run that many times in alternating order and the fastest time counts.
     """
-    kind: Any = "causal_lm" if task.kind == "zeroshot" else "classifier"
+    require_hf(model, "tenser bench")
+    kind = model_kind(task)
     fast = load_model(model, kind, device=device, dtype=dtype, allow_pickle=allow_pickle, compile=compile)
     exact = fast if fast.dtype == torch.float32 and not compile else load_model(
         model, kind, device=device, dtype="float32", allow_pickle=allow_pickle)

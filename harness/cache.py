@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import harness
-from harness.models import LoadedModel
+from harness.backends import Backend
 from tasks import Task
+from tasks.kinds import NOT_SCORED
+
+__all__ = ["NOT_SCORED", "ScoreCache", "cache_root", "for_run", "model_identity"]
 
 ENV = "TENSER_CACHE"
 FORMAT = 1
-# Fields that do not change a raw score: where data comes from, names, and what happens after scoring.
-NOT_SCORED = ("name", "description", "dataset", "dataset_config", "split", "train_split", "text_column",
-              "label_column", "tags", "calibration", "content_free", "domain_prompt", "variants", "shots")
 
 
 def cache_root() -> Path:
@@ -64,14 +64,14 @@ def model_identity(info: dict[str, Any]) -> str | None:
     return None
 
 
-def for_run(task: Task, loaded: LoadedModel, max_tokens: int, *, enabled: bool = True) -> ScoreCache | None:
+def for_run(task: Task, loaded: Backend, max_tokens: int, *, enabled: bool = True) -> ScoreCache | None:
     """The cache for scoring `task` with `loaded`, or None when disabled or the weights have no identity."""
-    identity = model_identity(loaded.info)
+    identity = loaded.identity
     if not enabled or identity is None:
         return None
-    fields = {k: v for k, v in task.to_dict().items() if k not in NOT_SCORED}
+    fields = {k: v for k, v in task.to_dict().items() if k not in NOT_SCORED}  # NOT_SCORED: tasks.kinds
     parts = {"format": FORMAT, "tenser": harness.__version__, "model": identity,
-             "dtype": loaded.precision, "device": loaded.device.type,
+             "dtype": loaded.precision, "device": loaded.device_type,
              "task": fields, "max_tokens": max_tokens}
     return ScoreCache(cache_root(), parts, n_labels=len(task.labels))
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from harness import inference
-from harness.models import LoadedModel
+from harness.backends import Backend
 from tasks import Task
 
 
@@ -37,18 +37,18 @@ def domain_prompt(task: Task) -> str:
     return task.domain_prompt or task.prompt.split("{text}")[1].strip()
 
 
-def for_task(task: Task, loaded: LoadedModel, *, batch_size: int | str = "auto"
+def for_task(task: Task, loaded: Backend, *, batch_size: int | str = "auto"
              ) -> tuple[np.ndarray | None, dict[str, Any] | None]:
     """The task's correction and its record, or (None, None) for an uncalibrated task.
 
     `tenser run` and the demo both call this, so their probabilities agree.
     """
-    if task.kind != "zeroshot" or task.calibration == "none":
+    if task.calibration == "none":  # a zero-shot-only field (tasks.kinds)
         return None, None
     return correction(task, loaded, batch_size=batch_size)
 
 
-def correction(task: Task, loaded: LoadedModel, *, batch_size: int | str = "auto") -> tuple[np.ndarray, dict[str, Any]]:
+def correction(task: Task, loaded: Backend, *, batch_size: int | str = "auto") -> tuple[np.ndarray, dict[str, Any]]:
     """The per-label log correction for the task's calibration method, and what to record."""
     if task.calibration == "contextual":
         probs = inference.predict_texts(task, loaded, list(task.content_free), batch_size=batch_size)

@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness.backends import is_hf
 from harness.data import hub_endpoint_reachable, hub_offline
 from harness.errors import UserError
-from harness.models import ModelKind
 from tasks import Task
+from tasks.kinds import ModelKind, get_kind
 
 
 def model_kind(task: Task) -> ModelKind:
     """How `load_model` must load a model for `task`."""
-    return "causal_lm" if task.kind == "zeroshot" else "classifier"
+    return get_kind(task.kind).model
 
 
 def checkpoint_kind(name: str, *, strict: bool = True) -> ModelKind:
@@ -28,6 +29,8 @@ def checkpoint_kind(name: str, *, strict: bool = True) -> ModelKind:
     is a UserError. Without it, what cannot be read counts as `classifier`, so that `load_model`
     reports the missing folder or Hub id in its own words.
     """
+    if not is_hf(name):
+        return "classifier"  # another backend (fake:) scores any task kind
     archs = architectures(name)
     if archs is None:
         if strict:

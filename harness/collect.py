@@ -9,6 +9,7 @@ error on any rank (say NaN scores) stops every rank, keeping what each had writt
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,24 +42,34 @@ def prediction_record(task: Task, example: Example, probs: np.ndarray, raw: np.n
         "n_tokens": n_tokens,
         "truncated": truncated,
         "preview": example.text[: runs.PREVIEW_CHARS],
+        "text_sha": runs.text_sha(example.text),  # lets reports tell the same id in other data apart
     }
     if raw is not None:
         record["raw_probs"] = {name: float(p) for name, p in zip(task.labels, raw)}
     return record
 
 
-@dataclass
+@dataclass(frozen=True)
+class Collected:
+    """What `collect` measured: the records (rank 0; None on other ranks), what was reused and how long it
+    took (`STATS`, all ranks summed on rank 0), this process's mixed-precision statistics, and the batch
+    plan `predict` ended with (None when this process scored nothing)."""
+
+    records: list[dict[str, Any]] | None
+    stats: dict[str, float]
+    precision: dict[str, Any] = field(default_factory=dict)
+    plan: BatchPlan | None = None
+
+
+@dataclass(frozen=True)
 class Collector:
-    """What one process needs to turn examples into records, and what it measured doing so."""
+    """What one process needs to turn examples into records."""
 
     task: Task
     encoder: Encoder
     predict: Predict
     shift: np.ndarray | None = None  # calibration correction; None when not calibrated
     cache: ScoreCache | None = None
-    stats: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STATS, 0.0))
-    precision: dict[str, Any] = field(default_factory=dict)  # this process's mixed-precision statistics
-    plan: BatchPlan | None = None  # the batch plan `predict` ended with; None when nothing was scored
 
     def records(self, examples: list[Example], raw: np.ndarray, n_tokens: list[int],
                 truncated: list[bool]) -> list[dict[str, Any]]:
@@ -74,18 +85,18 @@ class Collector:
                    and all(isinstance(v, float) and np.isfinite(v) for v in record[k].values()) for k in keys)
 
 
-def collect(job: Collector, examples: list[Example], run_dir: Path, *, key: str | None) -> list[dict[str, Any]] | None:
-    """Records for all `examples`, in their order, on rank 0 (None on other ranks)."""
+def collect(job: Collector, examples: list[Example], run_dir: Path, *, key: str | None) -> Collected:
+    """Records for all `examples`, in their order, on rank 0 (None on other ranks), and what it measured."""
     w = distributed.world()
     done = _resumed(job, run_dir, key, w)
     todo = [e for e in examples if e.id not in done]
     mine = todo[w.rank :: w.size]
     error: UserError | None = None
-    new: list[dict[str, Any]] = []
+    mine_done = Collected([], dict.fromkeys(STATS, 0.0))
     log: runs.PredictionLog | None = None
     try:
         log = runs.PredictionLog(run_dir, name=runs.partial_name(w.rank, w.size), key=key)
-        new = _score(job, mine, log)
+        mine_done = _score(job, mine, log)
     except UserError as exc:
         error = exc
     finally:
@@ -94,18 +105,17 @@ def collect(job: Collector, examples: list[Example], run_dir: Path, *, key: str 
         if job.cache is not None:
             job.cache.close()
     distributed.check_all(error)
-    gathered = distributed.gather((new, job.stats))
+    gathered = distributed.gather((mine_done.records, mine_done.stats))
     if gathered is None:
-        return None
+        return dataclasses.replace(mine_done, records=None)
     by_id, totals = dict(done), {**dict.fromkeys(STATS, 0.0), "resumed": len(done)}
     for records, stats in gathered:
-        by_id.update((r["id"], r) for r in records)
+        by_id.update((r["id"], r) for r in records or [])
         for k in ("cached", "scored", "tokens"):
             totals[k] += stats[k]
         for k in ("tokenize_s", "score_s"):
             totals[k] = max(totals[k], stats[k])  # processes run side by side: the slowest one counts
-    job.stats = totals
-    return [by_id[e.id] for e in examples]
+    return dataclasses.replace(mine_done, records=[by_id[e.id] for e in examples], stats=totals)
 
 
 def _resumed(job: Collector, run_dir: Path, key: str | None, w: distributed.World) -> dict[str, dict[str, Any]]:
@@ -126,7 +136,7 @@ def _resumed(job: Collector, run_dir: Path, key: str | None, w: distributed.Worl
     return done
 
 
-def _score(job: Collector, chosen: list[Example], log: runs.PredictionLog) -> list[dict[str, Any]]:
+def _score(job: Collector, chosen: list[Example], log: runs.PredictionLog) -> Collected:
     """Records for `chosen`: cache hits first, then the model; each batch goes to the log as it comes."""
     hits = job.cache.lookup([e.text for e in chosen]) if job.cache is not None else {}
     out: list[dict[str, Any]] = []
@@ -148,14 +158,16 @@ def _score(job: Collector, chosen: list[Example], log: runs.PredictionLog) -> li
             job.cache.add([misses[i].text for i in idx], raw, [encoded[i].n_tokens for i in idx],
                           [encoded[i].truncated for i in idx])
 
+    mixed: dict[str, Any] = {}
+    plan: BatchPlan | None = None
     try:
         if encoded:
             done = job.predict(encoded, on_batch)
-            job.precision, job.plan = precision.merge(job.precision, done.precision), done.plan
+            mixed, plan = precision.merge(mixed, done.precision), done.plan
     except NonFiniteScores as exc:
         ids = ", ".join(misses[i].id for i in exc.positions[:5])
-        raise UserError(f"{exc} (ids: {ids}); they get no prediction. The {len(out)} predictions scored so far "
-                        f"are kept; after fixing, resume with: {runs.resume_command(log.run_dir)}") from None
-    job.stats.update(cached=len(hits), scored=len(misses), tokens=sum(e.n_tokens for e in encoded), tokenize_s=t1 - t0,
-                     score_s=time.perf_counter() - t1)
-    return out
+        raise exc.extended(f" (ids: {ids}); they get no prediction. The {len(out)} predictions scored so far "
+                           f"are kept; after fixing, resume with: {runs.resume_command(log.run_dir)}") from None
+    stats = {"resumed": 0.0, "cached": len(hits), "scored": len(misses), "tokens": sum(e.n_tokens for e in encoded),
+             "tokenize_s": t1 - t0, "score_s": time.perf_counter() - t1}
+    return Collected(out, stats, mixed, plan)

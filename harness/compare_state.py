@@ -23,17 +23,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from harness import distributed, runs
+from harness import distributed, identity, keyed_folder, runs
 from harness.errors import UserError
 from harness.train_data import CHECKPOINTS, TRAINING_LOG, FinetuneConfig
 
 STATE = "compare.json"
 UNKEYED = ("device",)  # a resume may move to another device
-FLAGS = {"model": "--model", "finetuned": "--finetuned", "task": "--task (or its -T overrides)", "data": "--data",
-         "data_content": "the data in --data", "split": "--split", "limit": "--limit", "seed": "--seed",
-         "dtype": "--dtype", "train_data": "--train-data", "train_content": "the data in --train-data",
-         "select_on": "--select-on", "val_limit": "--val-limit", "training": "the fine-tuning flags"}
-TRAINING_FLAGS = {"limit": "--train-limit", "batch_size": "--train-batch-size"}
+LABELS = {"task": ("{task} (or its -T overrides)", "task"), "data_content": ("the data in {data}", "data"),
+          "train_content": ("the data in {train_data}", "train_data"), "training": ("the fine-tuning flags", "training")}
+TRAINING_PARAMS = {"limit": "train_limit"}  # compare's own name for a fine-tuning setting; others are training.X
 FinetuneStep = Literal["reuse", "resume", "fresh"]
 KEPT = ("seeds", "validation")  # what compare.json keeps from one mark to the next
 
@@ -53,30 +51,14 @@ def seed_phase(out: Path, seed: int, seeds: int) -> str:
     return "fine-tuning" if (out / folder).is_dir() else "waiting"
 
 
-def model_identity(model: str | None) -> str | None:
-    """A model id as given, or a local folder's path and content hash (a changed checkpoint is another model)."""
-    from harness.models import content_hash
-
-    if model is None:
-        return None
-    local = Path(model).expanduser()
-    return f"{local.resolve()} ({content_hash(local)})" if local.is_dir() else model
-
-
-def data_ref(data: str | None) -> str | None:
-    """A data path as an absolute path (an embedded or Hub name as given)."""
-    local = Path(data).expanduser() if data else None
-    return str(local.resolve()) if local is not None and local.exists() else data
-
-
 def settings(model: str, *, finetuned: str | None, task: dict[str, Any], scoring: dict[str, Any],
              training: FinetuneConfig | None, fingerprints: tuple[str, str | None]) -> dict[str, Any]:
     """What a compare's result depends on: the key a resumed compare must match. `scoring` holds the
     data, split, limit, seed, dtype, train_data, select_on and val_limit it was given."""
-    refs = {k: data_ref(v) if k in ("data", "train_data") else v for k, v in scoring.items()}
+    refs = {k: identity.data_ref(v) if k in ("data", "train_data") else v for k, v in scoring.items()}
     knobs = None if training is None else {k: v for k, v in asdict(training).items() if k not in UNKEYED}
     return json.loads(json.dumps({
-        "model": model_identity(model), "finetuned": model_identity(finetuned), "task": task, **refs,
+        "model": identity.model_ref(model), "finetuned": finetuned and identity.model_ref(finetuned), "task": task, **refs,
         "data_content": fingerprints[0], "train_content": fingerprints[1], "training": knobs,
     }))  # as recorded: tuples become lists
 
@@ -127,7 +109,12 @@ def open_folder(out: Path, current: dict[str, Any], *, overwrite: bool, seeds: t
     same settings to resume; another compare's folder is refused naming the first setting that differs."""
     recorded = _recorded(out)
     if recorded is not None and not overwrite:
-        _check(out, recorded["settings"], current)
+        differs = keyed_folder.first_difference(recorded["settings"], current, _label)
+        if differs is not None:
+            label, param, values = differs
+            raise UserError(f"{{out}} {out} holds an interrupted compare with other settings: {label} differs "
+                            f"({values}); rerun it with the same settings, pass {{overwrite}} to start again, or "
+                            f"choose another {{out}}", param=param, mentions=("out", "overwrite"))
         phase = recorded.get("phase", "?")
         state = "it finished; reusing its results" if phase == "done" else f"it stopped during {phase}"
         print(f"resuming the compare in {out} ({state}); pass --overwrite to start again", file=sys.stderr)
@@ -142,39 +129,24 @@ def _recorded(out: Path) -> dict[str, Any] | None:
     path = out / STATE
     if not path.is_file():
         return None
-    try:
-        recorded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        recorded = None
+    recorded = keyed_folder.read_record(path)
     if not isinstance(recorded, dict) or not isinstance(recorded.get("settings"), dict):
-        raise UserError(f"{path}: unreadable, so the interrupted compare cannot be resumed; pass --overwrite to "
-                        f"start again, or choose another --out")
+        raise UserError(f"{path}: unreadable, so the interrupted compare cannot be resumed; pass {{overwrite}} to "
+                        f"start again, or choose another {{out}}", param="out", mentions=("overwrite",))
     return recorded
 
 
-def _check(out: Path, then_all: dict[str, Any], now_all: dict[str, Any]) -> None:
-    for key in [*now_all, *(k for k in then_all if k not in now_all)]:
-        then, now = then_all.get(key), now_all.get(key)
-        if then == now:
-            continue
-        flag = FLAGS.get(key, "--" + key.replace("_", "-"))
-        if isinstance(then, dict) and isinstance(now, dict):  # the task or the training flags: name the field
-            field = next(k for k in [*now, *then] if then.get(k) != now.get(k))
-            flag = TRAINING_FLAGS.get(field, "--" + field.replace("_", "-")) if key == "training" else \
-                f"{flag}'s field {field}"
-            then, now = then.get(field), now.get(field)
-        raise UserError(f"--out {out} holds an interrupted compare with other settings: {flag} differs "
-                        f"({_show(then)} then, {_show(now)} now); rerun it with the same settings, pass --overwrite "
-                        f"to start again, or choose another --out")
-
-
-def _show(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _label(key: str, field: str | None) -> tuple[str, str]:
+    """How a differing setting is named: its parameter; the task's or the fine-tuning flags' field that differs."""
+    if key == "training" and field is not None:
+        param = TRAINING_PARAMS.get(field, "training." + field)
+        return "{" + param + "}", param
+    text, param = LABELS.get(key, ("{" + key + "}", key))
+    return (f"{text}'s field {field}" if field else text), param
 
 
 @contextlib.contextmanager
 def locked(out: Path) -> Iterator[None]:
     """Hold OUT's lock on rank 0 for the whole compare: a second compare into OUT stops with one line."""
-    with runs.lock_on_main(out):
+    with keyed_folder.lock_on_main(out):
         yield

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from harness import identity
 from harness.embedded import data_path, is_embedded
 from harness.errors import UserError, first_line
 from tasks import Task
@@ -63,7 +64,7 @@ def load_examples(
     """Load `split` of the task's data (Hub or `data` path) and sample `limit` examples."""
     split = split or task.split
     if limit is not None and limit < 1:
-        raise UserError(f"--limit {limit}: must be a positive number of examples")
+        raise UserError(f"{{limit}} {limit}: must be a positive number of examples", param="limit")
     data = data if data is not None else local_dataset(task)
     if data is None:
         ids, texts, raw_labels = _from_hub(task, split)
@@ -73,7 +74,7 @@ def load_examples(
         source = data
     else:
         ids, texts, raw_labels = _from_path(Path(data).expanduser(), task, split)
-        source = str(Path(data).expanduser().resolve())
+        source = identity.data_ref(data) or data
     examples = _to_examples(ids, texts, raw_labels, task, source)
     info_n = len(examples)
     chosen = sample_stratified(examples, limit, seed, source=source)
@@ -84,8 +85,8 @@ def load_examples(
 def local_dataset(task: Task) -> str | None:
     """The task's `dataset` when it is a local path (absolute, or starting with . or ~), None for a Hub id."""
     if not task.dataset:
-        raise UserError(f"task {task.name!r} names no dataset; pass --data PATH (a parquet/CSV/JSONL file or "
-                        f"a folder), or set the task's dataset to a Hub id or a local path")
+        raise UserError(f"task {task.name!r} names no dataset; pass {{data}} PATH (a parquet/CSV/JSONL file or "
+                        f"a folder), or set the task's dataset to a Hub id or a local path", param="data")
     if task.dataset.startswith(("/", ".", "~")) or Path(task.dataset).expanduser().exists():
         return task.dataset
     return None
@@ -143,6 +144,11 @@ def _label_ids(raw: list[Any], task: Task, source: str) -> list[int]:
     return out
 
 
+def _data_error(path: Path, why: str, also: str | None = None) -> UserError:
+    """A problem with the data at `path` (given as `data`; `also`: another parameter the fix names)."""
+    return UserError(f"{{data}} {path}: {why}", param="data", mentions=(also,) if also else ())
+
+
 def _fingerprint(examples: list[Example]) -> str:
     h = hashlib.sha256()
     for e in examples:
@@ -164,7 +170,7 @@ def _columns(table: dict[str, list[Any]], task: Task, source: str, split: str) -
 
 def _from_path(path: Path, task: Task, split: str) -> tuple[list[str], list[Any], list[Any]]:
     if not path.exists():
-        raise UserError(f"--data {path}: no such file or folder")
+        raise _data_error(path, "no such file or folder")
     if path.is_dir():
         if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
             return _columns(_from_disk(path, split), task, str(path), split)
@@ -173,9 +179,9 @@ def _from_path(path: Path, task: Task, split: str) -> tuple[list[str], list[Any]
             return _from_path(split_file, task, split)
         return _from_folder(path, task, split)
     if path.suffix.lower() not in FILE_SUFFIXES:
-        raise UserError(f"--data {path}: unsupported file type; use {', '.join(FILE_SUFFIXES)} or a folder")
+        raise _data_error(path, f"unsupported file type; use {', '.join(FILE_SUFFIXES)} or a folder")
     if path.stat().st_size == 0:
-        raise UserError(f"--data {path}: the file is empty")
+        raise _data_error(path, "the file is empty")
     return _columns(_read_table(path), task, str(path), split)
 
 
@@ -194,14 +200,14 @@ def _read_table(path: Path) -> dict[str, list[Any]]:
             df = pd.read_json(path, lines=suffix == ".jsonl" or _looks_like_jsonl(path), dtype=False,
                               convert_dates=False)
     except UnicodeDecodeError as exc:
-        raise UserError(
-            f"--data {path}: not UTF-8 (bad byte at position {exc.start}); re-save it as UTF-8, "
+        raise _data_error(
+            path, f"not UTF-8 (bad byte at position {exc.start}); re-save it as UTF-8, "
             f"e.g. iconv -f latin1 -t utf-8 {path.name} > fixed{suffix}"
         ) from None
     except (ValueError, OSError, pyarrow.ArrowException, pd.errors.ParserError) as exc:
         lines = suffix == ".jsonl" or (suffix == ".json" and _looks_like_jsonl(path))
         bad = _bad_json_line(path) if lines else None
-        raise UserError(f"--data {path}: " + (bad or f"cannot read it as {suffix[1:]} ({first_line(exc)})")) from None
+        raise _data_error(path, bad or f"cannot read it as {suffix[1:]} ({first_line(exc)})") from None
     return {str(c): df[c].tolist() for c in df.columns}
 
 
@@ -236,7 +242,7 @@ def _from_disk(path: Path, split: str) -> dict[str, list[Any]]:
     loaded = load_from_disk(str(path))
     if isinstance(loaded, DatasetDict):
         if split not in loaded:
-            raise UserError(f"--data {path}: no split {split!r} (splits: {', '.join(loaded)}); pass --split")
+            raise _data_error(path, f"no split {split!r} (splits: {', '.join(loaded)}); pass {{split}}", "split")
         loaded = loaded[split]
     assert isinstance(loaded, Dataset)
     return loaded.to_dict()
@@ -249,15 +255,15 @@ def _from_folder(path: Path, task: Task, split: str) -> tuple[list[str], list[An
     for label_id, name in enumerate(task.labels):
         folder = next((root / d for d in (name, name[:3]) if (root / d).is_dir()), None)
         if folder is None:
-            raise UserError(
-                f"--data {path}: expected a folder per label ({', '.join(task.labels)} or "
+            raise _data_error(
+                path, f"expected a folder per label ({', '.join(task.labels)} or "
                 f"{', '.join(n[:3] for n in task.labels)}) in {root}, as in aclImdb/{split}/pos"
             )
         for file in sorted(folder.glob("*.txt")):
             try:
                 texts.append(file.read_text(encoding="utf-8"))
             except UnicodeDecodeError:
-                raise UserError(f"--data {file}: not UTF-8; re-save it as UTF-8") from None
+                raise _data_error(file, "not UTF-8; re-save it as UTF-8") from None
             ids.append(f"{folder.name}/{file.name}")
             labels.append(label_id)
     return ids, texts, labels
@@ -281,12 +287,12 @@ def hub_endpoint_reachable(timeout: float = 3.0) -> bool:
 def _from_hub(task: Task, split: str) -> tuple[list[str], list[Any], list[Any]]:
     import datasets
 
-    fix = "pass a local copy with --data PATH (parquet, CSV, JSONL, aclImdb folder or save_to_disk folder)"
+    fix = "pass a local copy with {data} PATH (parquet, CSV, JSONL, aclImdb folder or save_to_disk folder)"
     if not hub_offline() and not hub_endpoint_reachable():
-        raise UserError(f"cannot reach the Hugging Face Hub to load dataset {task.dataset!r}; {fix}")
+        raise UserError(f"cannot reach the Hugging Face Hub to load dataset {task.dataset!r}; {fix}", mentions=("data",))
     try:
         ds = datasets.load_dataset(task.dataset, task.dataset_config, split=split)
     except (ConnectionError, FileNotFoundError, ValueError) as exc:
         why = "HF_HUB_OFFLINE is set and it is not in the local cache" if hub_offline() else first_line(exc)
-        raise UserError(f"cannot load dataset {task.dataset!r} split {split!r} ({why}); {fix}") from None
+        raise UserError(f"cannot load dataset {task.dataset!r} split {split!r} ({why}); {fix}", mentions=("data",)) from None
     return _columns(ds.to_dict(), task, f"hub:{task.dataset}", split)

@@ -17,6 +17,7 @@ from typing import Any
 from harness import chat
 from harness.errors import UserError
 from tasks import Task
+from tasks.kinds import get_kind
 
 # The full prompt is tokenized before it is cut to fit, so this warning would be noise.
 logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
@@ -44,7 +45,8 @@ class Encoder:
     def __init__(self, task: Task, tokenizer: Any, max_tokens: int, *, reserve: int = 0) -> None:
         self.task = task
         self.tokenizer = tokenizer
-        self.template = task.prompt if task.kind == "zeroshot" else "{text}"
+        prompted = get_kind(task.kind).prompted  # a classifier reads the review as it is
+        self.template = task.prompt if prompted else "{text}"
         self.max_tokens = max_tokens - reserve  # `reserve` keeps room for appended label tokens
         self.prefix, self.suffix = self.template.split("{text}")
         # A chat template (harness.chat) adds a head and a tail holding its special tokens, tokenized apart
@@ -52,7 +54,7 @@ class Encoder:
         self.head: list[int] = []
         self.tail: list[int] = []
         self.chat: chat.Rendered | None = None
-        if task.kind == "zeroshot" and task.chat_template:
+        if prompted and task.chat_template:
             self.chat = chat.render(task, tokenizer)
             self.template, self.prefix, self.suffix = self.chat.text, self.chat.prefix, self.chat.suffix
             self.head, self.tail = (tokenizer(part, add_special_tokens=False)["input_ids"] if part else []

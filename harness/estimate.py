@@ -117,7 +117,7 @@ def duration(seconds: float) -> str:
 
 
 def report(plan: Plan, step_s: float, score_s: float, *, yes: bool, what: str = "fine-tune",
-           hint: str = "--limit N") -> float:
+           hint: str = "{limit} N") -> float:
     """Print the plan and the estimate on stderr; refuse a long CPU job without `yes`. Returns seconds."""
     train_s = plan.fine_tunes * plan.steps * step_s
     # each epoch: the Trainer's eval_loss pass, then Tenser's scoring
@@ -135,6 +135,7 @@ def report(plan: Plan, step_s: float, score_s: float, *, yes: bool, what: str = 
     ]
     print("\n".join(lines), file=sys.stderr, flush=True)
     if plan.device.startswith("cpu") and total > CPU_LIMIT_S and not yes:
-        raise UserError(f"this {what} would take about {duration(total)} on the CPU; pass --yes to run it anyway, "
-                        f"or make it smaller ({hint}, --epochs 1, --max-length 256, --train-layers 2)")
+        raise UserError(f"this {what} would take about {duration(total)} on the CPU; pass {{yes}} to run it anyway, "
+                        f"or make it smaller ({hint}, {{epochs}} 1, {{max_length}} 256, {{train_layers}} 2)",
+                        mentions=("yes", "limit", "epochs", "max_length", "train_layers"))
     return total

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness import distributed, jobs, prompting, runs
+from harness.backends import load_backend
 from harness.checkpoints import model_kind
 from harness.data import load_examples
 from harness.errors import UserError
-from harness.models import load_model
 from tasks import Task, TaskError, get_task
 
 
@@ -76,7 +76,7 @@ def model_slugs(models: list[str]) -> list[str]:
     slugs = [model_slug("-".join(Path(m.rstrip("/")).parts[-2:])) if plain.count(slug) > 1 else slug
              for m, slug in zip(models, plain)]
     if len(set(slugs)) < len(slugs):
-        raise UserError(f"--model: {', '.join(models)} would share run folders; give each model once")
+        raise UserError(f"{{model}}: {', '.join(models)} would share run folders; give each model once", param="model")
     return slugs
 
 
@@ -103,8 +103,8 @@ def score_model(tasks: list[Task], model: str, out: Path, *, data: str | None, l
     examples, info = load_examples(tasks[0], data=data, split=opts.split, limit=limit, seed=opts.seed)
     t0 = time.perf_counter()
     kind = model_kind(tasks[0])
-    loaded = load_model(model, kind, device=opts.device, dtype=opts.dtype, allow_pickle=opts.allow_pickle,
-                        compile=opts.compile)
+    loaded = load_backend(model, kind, device=opts.device, dtype=opts.dtype, allow_pickle=opts.allow_pickle,
+                          compile=opts.compile, task=tasks[0].name)
     load_s = time.perf_counter() - t0
     exclude = {e.id for e in examples} | {e.text for e in examples}
     shots = [prompting.add_demonstrations(t, loaded, train_data=opts.train_data, seed=opts.seed, exclude=exclude)

@@ -16,12 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import cache, distributed, runs
+from harness import cache, distributed, identity, runs
+from harness.backends import Backend, load_backend
 from harness.data import DataInfo, Example, load_examples
-from harness.embedded import is_embedded
 from harness.errors import UserError
 from harness.inference import make_encoder
-from harness.models import LoadedModel, load_model
 from harness.runner import evaluate
 from tasks import Task, task_from_dict
 
@@ -34,33 +33,25 @@ class Interrupted(KeyboardInterrupt):
         self.run_dir = run_dir
 
 
-def job_key(task: Task, loaded: LoadedModel, info: DataInfo) -> str:
+def job_key(task: Task, loaded: Backend, info: DataInfo) -> str:
     """A short hash of everything that fixes this job's predictions."""
-    parts = {"model": cache.model_identity(loaded.info) or loaded.info["name_or_path"],
+    parts = {"model": loaded.identity or loaded.info["name_or_path"],
              "dtype": loaded.precision, "task": task.to_dict(),
              "data": info.fingerprint, "split": info.split, "sample": [info.limit, info.seed, info.n]}
     return "job:" + hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def job_spec(task: Task, loaded: LoadedModel, info: DataInfo, *, model: str, kind: str, data: str | None,
+def job_spec(task: Task, loaded: Backend, info: DataInfo, *, model: str, kind: str, data: str | None,
              device: str, batch_size: int | str, name: str, extra: dict[str, Any] | None) -> dict[str, Any]:
     """What run.json records so that `--resume` can restart the job from the folder alone."""
-    local = Path(model).expanduser()
-    return {"model": str(local.resolve()) if local.exists() else model, "kind": kind, "name": name,
-            "task": task.to_dict(), "data": _data_ref(data),
+    return {"model": identity.model_path(model), "kind": kind, "name": name,
+            "task": task.to_dict(), "data": identity.data_ref(data),
             "split": info.split, "limit": info.limit, "seed": info.seed,
             "dtype": loaded.precision, "compile": loaded.compiled, "device": device, "batch_size": batch_size,
             "extra": extra or {}}
 
 
-def _data_ref(data: str | None) -> str | None:
-    """`--data` as a reference that still works from another folder: an absolute path or an embedded name."""
-    if data is None or is_embedded(data):
-        return data
-    return str(Path(data).expanduser().resolve())
-
-
-def run_job(task: Task, loaded: LoadedModel, examples: list[Example], info: DataInfo, run_dir: Path, *,
+def run_job(task: Task, loaded: Backend, examples: list[Example], info: DataInfo, run_dir: Path, *,
             spec: dict[str, Any], overwrite: bool, batch_size: int | str, use_cache: bool, load_s: float = 0.0,
             extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score one job into `run_dir`: fresh, resumed from an unfinished run of the same key, or refused."""
@@ -101,8 +92,8 @@ def resume(run_dir: Path, *, use_cache: bool, allow_pickle: bool) -> tuple[dict[
         raise UserError(f"{run_dir / runs.RUN_META}: bad task ({exc}); re-run the original command") from None
     examples, info = load_examples(task, data=job["data"], split=job["split"], limit=job["limit"], seed=job["seed"])
     t0 = time.perf_counter()
-    loaded = load_model(job["model"], job["kind"], device=job["device"], dtype=job["dtype"], allow_pickle=allow_pickle,
-                        compile=bool(job.get("compile")))
+    loaded = load_backend(job["model"], job["kind"], device=job["device"], dtype=job["dtype"],
+                          allow_pickle=allow_pickle, compile=bool(job.get("compile")), task=task.name)
     if job_key(task, loaded, info) != meta["key"]:
         raise UserError(f"--resume {run_dir}: the model or data changed since this run started; re-run the "
                         f"original command with --overwrite to start again")

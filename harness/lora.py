@@ -33,13 +33,15 @@ def targets(model: Any, given: tuple[str, ...], name: str) -> list[str]:
     kind = str(getattr(model.config, "model_type", ""))
     chosen = list(given) or list(DEFAULT_TARGETS.get(kind, ()))
     if not chosen:
-        raise UserError(f"--lora-r: no default LoRA target modules for {name} ({kind or 'unknown'} architecture); "
-                        f"name them with --lora-targets, e.g. --lora-targets q_proj,v_proj")
+        raise UserError(f"{{lora_r}}: no default LoRA target modules for {name} ({kind or 'unknown'} architecture); "
+                        f"name them with {{lora_targets}}, e.g. {{lora_targets}} q_proj,v_proj", param="lora_r",
+                        mentions=("lora_targets",))
     present = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
     missing = [t for t in chosen if t not in present]
     if missing:
-        raise UserError(f"--lora-targets {','.join(chosen)}: {name} has no module named {missing[0]!r}; "
-                        f"pick from its linear layers (e.g. {', '.join(DEFAULT_TARGETS.get(kind, ('q_proj',)))})")
+        raise UserError(f"{{lora_targets}} {','.join(chosen)}: {name} has no module named {missing[0]!r}; "
+                        f"pick from its linear layers (e.g. {', '.join(DEFAULT_TARGETS.get(kind, ('q_proj',)))})",
+                        param="lora_targets")
     return chosen
 
 
@@ -49,8 +51,8 @@ def wrap(model: Any, *, r: int, alpha: int, dropout: float, target_modules: tupl
     try:
         from peft import LoraConfig, get_peft_model
     except ImportError:
-        raise UserError("--lora-r needs peft; install it with `pip install 'tenser[lora]'` (or `pip install peft`)") \
-            from None
+        raise UserError("{lora_r} needs peft; install it with `pip install 'tenser[lora]'` (or `pip install peft`)",
+                        param="lora_r") from None
     heads = [h for h in HEADS if hasattr(model, h)] if classifier else []
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets(model, target_modules,
                         name), modules_to_save=heads or None, bias="none",

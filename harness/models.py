@@ -16,43 +16,21 @@ import json
 import logging
 import pickle
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from harness import distributed, embedded
 from harness.data import hub_endpoint_reachable, hub_offline
 from harness.errors import UserError, first_line
+from harness.hf_backend import LoadedModel
+from tasks import TaskError, get_family
+from tasks.kinds import ModelKind, kind_for_model
 
-ModelKind = Literal["causal_lm", "classifier"]
+__all__ = ["LoadedModel", "ModelKind", "load_model"]
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-FINETUNE_HINT = "fine-tune one first: tenser finetune --model MODEL --task imdb_classifier --output DIR"
-
-
-@dataclass
-class LoadedModel:
-    """A model ready to score, its tokenizer, and what results.json records about it."""
-
-    model: Any
-    tokenizer: Any
-    device: torch.device
-    dtype: torch.dtype  # of the weights
-    info: dict[str, Any]
-    compute: torch.dtype | None = None  # `--dtype mixed`: the fast body's dtype (near-ties re-checked in fp32)
-    fast_body: Any = None  # `--dtype mixed`: a bf16 copy of the model body
-    compiled: bool = False  # body wrapped in torch.compile
-
-    @property
-    def context_length(self) -> int:
-        return int(self.info["context_length"])
-
-    @property
-    def precision(self) -> str:
-        """float32, bfloat16, float16, or mixed."""
-        return "mixed" if self.compute is not None else str(self.dtype).removeprefix("torch.")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -91,8 +69,8 @@ def resolve_dtype(name: str, device: torch.device) -> tuple[torch.dtype, torch.d
 
 
 def load_model(name: str, kind: ModelKind, *, device: str = "auto", dtype: str = "auto",
-               allow_pickle: bool = False, compile: bool = False) -> LoadedModel:
-    """Load tokenizer and model `name` (Hub id or folder) for scoring as `kind`.
+               allow_pickle: bool = False, compile: bool = False, task: str | None = None) -> LoadedModel:
+    """Load tokenizer and model `name` (Hub id or folder) for scoring as `kind` (`task`: its name, for hints).
 
     Weights load from safetensors; pickle weights (`pytorch_model.bin`) only with `allow_pickle`.
     `compile` wraps the model body in torch.compile (dynamic shapes: inputs vary in length).
@@ -106,7 +84,7 @@ def load_model(name: str, kind: ModelKind, *, device: str = "auto", dtype: str =
     auto = AutoModelForCausalLM if kind == "causal_lm" else AutoModelForSequenceClassification
     model, loading = from_pretrained(auto, source, name, dtype=dt, output_loading_info=True,
                                       **weights_kwargs(allow_pickle))
-    check_fits(model, loading, name, kind)
+    check_fits(model, loading, name, kind, task=task)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # GPT-2 ships without a pad token
     if getattr(model.config, "pad_token_id", None) is None:
@@ -228,8 +206,21 @@ def is_classifier(archs: list[str]) -> bool:
     return any(a.endswith("ForSequenceClassification") for a in archs)
 
 
+def family_task(task: str | None, model: str) -> str | None:
+    """The task of `task`'s family that a `model` (causal_lm or classifier) checkpoint fits, if any."""
+    try:
+        return getattr(get_family(task), kind_for_model(model).name) if task else None
+    except TaskError:
+        return None
+
+
+def _eg(task: str | None, model: str) -> str:
+    fits = family_task(task, model)
+    return f" (e.g. --task {fits})" if fits else ""
+
+
 def check_fits(model: Any, loading: dict[str, Any], name: str, kind: ModelKind, *, new_head: bool = False,
-               flag: str = "--model") -> None:
+               flag: str = "--model", task: str | None = None) -> None:
     """Refuse a checkpoint whose architecture does not fit `kind`, or any load where weights were newly
     initialised (random weights give meaningless, run-to-run varying scores). `new_head`: fine-tuning,
     where a fresh classification head is expected."""
@@ -239,12 +230,13 @@ def check_fits(model: Any, loading: dict[str, Any], name: str, kind: ModelKind, 
     head = [k for k in missing if k.split(".")[0] in HEAD_PREFIXES]
     if kind == "causal_lm" and is_classifier(archs):
         raise UserError(f"{flag} {name}: is a classifier checkpoint ({saved}), not a causal LM; it fits classifier "
-                        f"tasks (e.g. --task imdb_classifier), zero-shot tasks need a causal LM")
+                        f"tasks{_eg(task, 'classifier')}, zero-shot tasks need a causal LM")
     if kind == "classifier" and not new_head and (head or not is_classifier(archs)):
+        wanted = family_task(task, "classifier") or "TASK"
         raise UserError(
             f"{flag} {name}: has no trained classification head (saved as {saved}); a random head would give "
-            f"meaningless results; as a causal LM it fits zeroshot tasks (e.g. --task imdb_zeroshot), or "
-            f"{FINETUNE_HINT}"
+            f"meaningless results; as a causal LM it fits zeroshot tasks{_eg(task, 'causal_lm')}, or "
+            f"fine-tune one first: tenser finetune --model MODEL --task {wanted} --output DIR"
         )
     body = [k for k in missing if not (new_head and k in head)]
     if body:

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from harness import calibration, inference, runs
+from harness.backends import load_backend
 from harness.checkpoints import model_kind
 from harness.data import Example, load_examples, sample_stratified
-from harness.models import load_model
 from tasks import Task, TaskError
 
 NOISE = "noise.json"
@@ -135,7 +135,7 @@ def _check(run_dir: Path, model: str, *, data: str | None, split: str | None, li
 
 def reference_scores(task: Task, model: str, texts: list[str], *, device: str, allow_pickle: bool) -> np.ndarray:
     """Uncalibrated label probabilities the reference way: float32 weights, batch size 1."""
-    loaded = load_model(model, model_kind(task), device=device, dtype="float32", allow_pickle=allow_pickle)
+    loaded = load_backend(model, model_kind(task), device=device, dtype="float32", allow_pickle=allow_pickle)
     encoded = inference.make_encoder(task, loaded).encode_many(texts)
     return inference.predict(task, loaded, encoded, batch_size=1, progress=False).probs
 

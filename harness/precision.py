@@ -56,7 +56,7 @@ class CheckedScorer:
 
     def __init__(self, fast: Scorer, exact: Scorer, shift: np.ndarray | None = None) -> None:
         self.fast, self.inner, self.shift = fast, exact, shift
-        self.method = exact.method
+        self.method, self.label_tokens = exact.method, exact.label_tokens
         self.exact: dict[int, tuple[Encoded, torch.Tensor]] = {}  # fp32 scores known: id(input) -> (input, scores)
         self.threshold = FLOOR
         self.sample_error = 0.0

@@ -11,30 +11,30 @@ from typing import Any
 
 import numpy as np
 
+from harness.backends import Backend
 from harness.data import Example, load_examples, sample_stratified
-from harness.errors import renamed_flags
+from harness.errors import renamed_params
 from harness.fewshot import choose, with_demonstrations
 from harness.inference import make_encoder, predict_texts
-from harness.models import LoadedModel
 from tasks import Task
 
-TRAIN_DATA = {"--data": "--train-data"}  # the train split comes from --train-data in `run` and `compare`
+TRAIN_DATA = {"data": "train_data"}  # the train split comes from train_data in `run` and `compare`
 
 
 def validation_examples(task: Task, *, train_data: str | None, limit: int, seed: int) -> list[Example]:
     """A seeded, stratified validation sample carved from the task's train split."""
-    with renamed_flags(TRAIN_DATA):
+    with renamed_params(TRAIN_DATA):
         pool, _ = load_examples(task, data=train_data, split=task.train_split)
     return sample_stratified(pool, limit, seed + 7919)  # another seed than few-shot's draw
 
 
-def accuracy(task: Task, loaded: LoadedModel, examples: list[Example], batch_size: int | str) -> float:
+def accuracy(task: Task, loaded: Backend, examples: list[Example], batch_size: int | str) -> float:
     """Accuracy of `task`'s prompt (calibration not applied) on `examples`."""
     probs = predict_texts(task, loaded, [e.text for e in examples], batch_size=batch_size)
     return float((probs.argmax(1) == np.array([e.label for e in examples])).mean())
 
 
-def select_prompt(variants: list[Task], loaded: LoadedModel, val: list[Example], *, batch_size: int | str = "auto",
+def select_prompt(variants: list[Task], loaded: Backend, val: list[Example], *, batch_size: int | str = "auto",
                   seed: int = 0) -> tuple[Task, dict[str, Any]]:
     """The variant with the highest validation accuracy, and a record of how it was chosen."""
     scores = {v.name: accuracy(v, loaded, val, batch_size) for v in variants}
@@ -59,12 +59,12 @@ def sensitivity(accuracies: dict[str, float]) -> dict[str, Any]:
             "min": float(values.min()), "max": float(values.max())}
 
 
-def add_demonstrations(task: Task, loaded: LoadedModel, *, train_data: str | None, seed: int,
+def add_demonstrations(task: Task, loaded: Backend, *, train_data: str | None, seed: int,
                        exclude: set[str]) -> tuple[Task, dict[str, Any] | None]:
     """The task with `task.shots` demonstrations before its prompt, and their record."""
-    if task.kind != "zeroshot" or not task.shots:
+    if not task.shots:  # a zero-shot-only field (tasks.kinds)
         return task, None
-    with renamed_flags(TRAIN_DATA):
+    with renamed_params(TRAIN_DATA):
         pool, info = load_examples(task, data=train_data, split=task.train_split)
     demos = choose(pool, task.shots, len(task.labels), seed=seed, exclude=exclude)
     budget = make_encoder(task, loaded).max_tokens

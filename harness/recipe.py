@@ -32,14 +32,15 @@ def check_seeds(seeds: Sequence[int] | None, *, finetuned: str | None) -> tuple[
     if seeds is None:
         return None
     if finetuned is not None:
-        raise UserError("--seeds with --finetuned: seeds choose how compare fine-tunes; drop --finetuned to "
-                        "fine-tune one model per seed, or drop --seeds to compare the given checkpoint")
+        raise UserError("{seeds} with {finetuned}: seeds choose how compare fine-tunes; drop {finetuned} to "
+                        "fine-tune one model per seed, or drop {seeds} to compare the given checkpoint",
+                        param="seeds", mentions=("finetuned",))
     values = tuple(seeds)
     if not values or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in values):
-        raise UserError(f"--seeds {','.join(map(str, values)) or '(empty)'}: give training seeds as comma-separated "
-                        f"whole numbers, e.g. --seeds 0,1,2")
+        raise UserError(f"{{seeds}} {','.join(map(str, values)) or '(empty)'}: give training seeds as "
+                        f"non-negative whole numbers, e.g. 0,1,2", param="seeds")
     if len(set(values)) < len(values):
-        raise UserError(f"--seeds {','.join(map(str, values))}: a seed repeats; give each seed once")
+        raise UserError(f"{{seeds}} {','.join(map(str, values))}: a seed repeats; give each seed once", param="seeds")
     return values
 
 
@@ -48,7 +49,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise UserError(f"--seeds {text!r}: give comma-separated whole numbers, e.g. --seeds 0,1,2") from None
+        raise UserError(f"{{seeds}} {text!r}: give comma-separated whole numbers, e.g. 0,1,2", param="seeds") from None
 
 
 def seed_configs(cfg: FinetuneConfig, seeds: tuple[int, ...] | None) -> list[FinetuneConfig]:

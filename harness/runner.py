@@ -8,29 +8,25 @@ the records alone, so a resumed, cached or multi-process run equals an uninterru
 
 from __future__ import annotations
 
-import platform
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 import harness
 from harness import calibration, chat, collect, distributed, extra_metrics, inference, runs
+from harness.backends import Backend
 from harness.cache import ScoreCache
 from harness.data import DataInfo, Example
 from harness.encoding import Encoder
 from harness.metrics import compute_metrics
-from harness.models import LoadedModel
-from harness.scorers import ZeroShotScorer, build_scorer
 from tasks import Task
 
 
 def evaluate(
     task: Task,
-    loaded: LoadedModel,
+    loaded: Backend,
     examples: list[Example],
     data_info: DataInfo,
     run_dir: Path,
@@ -55,30 +51,31 @@ def evaluate(
     shift, calibration_info = calibration.for_task(task, loaded, batch_size=batch_size)
     collector = collect.Collector(task, encoder, shift=shift, cache=cache, predict=lambda enc, on_batch: inference.predict(
         task, loaded, enc, batch_size=batch_size, on_batch=on_batch, progress=progress and w.main, shift=shift))
-    records = collect.collect(collector, examples, run_dir, key=key)
+    collected = collect.collect(collector, examples, run_dir, key=key)
+    records = collected.records
     if calibration_info is not None:
         extra = {**(extra or {}), "calibration": calibration_info}
     if modules and w.main:  # from the records alone, as every other metric
         extra = {**(extra or {}), "extra_metrics": extra_metrics.compute(task, modules, records or [])}
-    used = collector.plan or inference.plan_batches(batch_size, loaded.device)
-    runtime = {**runtime_info(loaded, batch_size), "batch_plan": {"max_examples": used.max_examples,
+    used = collected.plan or loaded.plan(batch_size)
+    runtime = {**loaded.runtime(batch_size), "batch_plan": {"max_examples": used.max_examples,
                                                                   "max_tokens": used.max_tokens},
-               **({"mixed_precision": collector.precision} if collector.precision else {})}
+               **({"mixed_precision": collected.precision} if collected.precision else {})}
     results = distributed.on_main(lambda: finish(task, loaded, encoder, data_info, run_dir, records or [],
-                                                 collector.stats, runtime=runtime, load_s=load_s, extra=extra))
+                                                 collected.stats, runtime=runtime, load_s=load_s, extra=extra))
     if not w.main:  # rank 0 saw it too where the filesystem is shared; on a node of its own, it is still here
         (run_dir / runs.partial_name(w.rank, w.size)).unlink(missing_ok=True)
     return results
 
 
-def finish(task: Task, loaded: LoadedModel, encoder: Encoder, data_info: DataInfo, run_dir: Path,
+def finish(task: Task, loaded: Backend, encoder: Encoder, data_info: DataInfo, run_dir: Path,
            records: list[dict[str, Any]], stats: dict[str, float], *, runtime: dict[str, Any], load_s: float,
            extra: dict[str, Any] | None) -> dict[str, Any]:
     """Metrics from the records alone, results.json and predictions.jsonl (rank 0)."""
     gold = np.array([task.labels.index(r["label"]) for r in records])
     metrics = compute_metrics(gold, _probs(records, "probs", task), task.labels)
     metrics["n_truncated"] = sum(bool(r["truncated"]) for r in records)
-    if task.kind == "zeroshot" and task.calibration != "none":
+    if task.calibration != "none":  # a zero-shot-only field (tasks.kinds)
         extra = {**(extra or {}), "metrics_raw": compute_metrics(gold, _probs(records, "raw_probs", task), task.labels)}
     tokenize_s, score_s, scored = stats["tokenize_s"], stats["score_s"], int(stats["scored"])
     results = {
@@ -107,31 +104,12 @@ def _probs(records: list[dict[str, Any]], field: str, task: Task) -> np.ndarray:
     return np.array([[r[field][name] for name in task.labels] for r in records], dtype=np.float64)
 
 
-def scoring_info(task: Task, loaded: LoadedModel, encoder: Encoder) -> dict[str, Any]:
+def scoring_info(task: Task, loaded: Backend, encoder: Encoder) -> dict[str, Any]:
     """How the scores were made: method, label tokens, token budget."""
-    scorer = build_scorer(loaded.model, loaded.tokenizer, task)
+    scorer = loaded.scorer(task)
     info: dict[str, Any] = {"method": scorer.method, "max_tokens": encoder.max_tokens}
-    if isinstance(scorer, ZeroShotScorer):
-        info["label_tokens"] = dict(zip(task.labels, scorer.label_ids))
+    if scorer.label_tokens is not None:
+        info["label_tokens"] = dict(zip(task.labels, scorer.label_tokens))
     if encoder.chat is not None:  # the exact prompt the model reads, template included
         info["chat_template"] = chat.record(task, encoder.chat)
     return info
-
-
-def runtime_info(loaded: LoadedModel, batch_size: int | str) -> dict[str, Any]:
-    """Device, dtype, hardware and library versions for results.json."""
-    dev = loaded.device
-    hardware = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{platform.processor() or platform.machine()}"
-    return {
-        "device": str(dev), "dtype": loaded.precision, "batch_size": batch_size, "compiled": loaded.compiled,
-        "hardware": f"{hardware}, {torch.get_num_threads()} threads" if dev.type == "cpu" else hardware,
-        "versions": versions(),
-    }
-
-
-def versions() -> dict[str, str]:
-    """Library versions, for results.json and training_log.json."""
-    import transformers
-
-    return {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": transformers.__version__,
-            "numpy": np.__version__, "tenser": harness.__version__}

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import shlex
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import keyed_folder
 from harness.errors import UserError
 
 SCHEMA_VERSION = 1
@@ -29,9 +31,18 @@ PREDICTIONS = "predictions.jsonl"
 PARTIAL = "predictions.partial.jsonl"
 RUN_META = "run.json"
 RANK_GLOB = "predictions.rank*.jsonl"
-LOCK = ".tenser.lock"  # held by the process writing the folder
+LOCK = keyed_folder.LOCK
 HEADER = "tenser_partial"
 PREVIEW_CHARS = 200
+
+
+def text_sha(text: str) -> str:
+    """The `text_sha` of an example's text in predictions.jsonl: reports pair runs by id only when it matches.
+
+    >>> text_sha("A fine film.")
+    '2b9e8b7903e329c1'
+    """
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def resume_command(run_dir: Path) -> str:
@@ -85,74 +96,36 @@ def _unfinished_key(path: Path) -> str | None:
     return key if isinstance(key, str) else None
 
 
+RUN_WORDING = keyed_folder.Wording(
+    "out", not_folder="output {path} exists and is not a folder; choose another {out}",
+    not_empty="output folder {path} is not empty; pass {overwrite} or choose another {out}",
+    cannot_create="cannot create output folder {path}: {why}; choose another {out}")
+
+
 def prepare_run_dir(path: Path, *, overwrite: bool, key: str | None = None,
                     spec: dict[str, Any] | None = None) -> Path:
     """Create `path` for a run. A non-empty folder is refused unless `overwrite` (our files are removed),
     or unless it holds an unfinished run of the same `key`, which is then resumed."""
-    if path.exists() and not path.is_dir():
-        raise UserError(f"output {path} exists and is not a folder; choose another --out")
-    if path.is_dir() and any(p.name != LOCK for p in path.iterdir()):
-        found = _unfinished_key(path)
-        if key is not None and found == key and not overwrite:
-            return path
-        if not overwrite and found is not None:
-            raise UserError(f"output folder {path} holds an unfinished run of another job (model, task, data or "
-                            f"sample differ); pass --overwrite to discard it or choose another --out")
-        if not overwrite:
-            raise UserError(f"output folder {path} is not empty; pass --overwrite or choose another --out")
-        for p in [path / n for n in (RESULTS, PREDICTIONS, PARTIAL, RUN_META)] + list(path.glob(RANK_GLOB)):
-            p.unlink(missing_ok=True)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create output folder {path}: {exc.strerror}; choose another --out") from None
+    found = _unfinished_key(path) if path.is_dir() else None
+    if key is not None and found == key and not overwrite:
+        return path
+    if found is not None and not overwrite:
+        raise UserError(f"output folder {path} holds an unfinished run of another job (model, task, data or "
+                        f"sample differ); pass {{overwrite}} to discard it or choose another {{out}}", param="out",
+                        mentions=("overwrite",))
+    keyed_folder.make_ready(path, RUN_WORDING, overwrite=overwrite, clear=_our_files)
     if key is not None:
         write_atomic(path / RUN_META, json.dumps({"key": key, "job": spec or {}}, indent=2, ensure_ascii=False) + "\n")
     return path
 
 
-@contextlib.contextmanager
-def run_lock(path: Path) -> Iterator[None]:
-    """Hold `path`'s lock while a job writes there: a second process writing the same folder
-    (which would interleave or delete the first one's predictions) gets a clear error instead."""
-    try:
-        import fcntl
-    except ImportError:  # no advisory locks on this platform (Windows): carry on unlocked
-        yield
-        return
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        handle = open(path / LOCK, "a")
-    except OSError:  # not a folder, or not writable: prepare_run_dir says so
-        yield
-        return
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise UserError(f"output folder {path} is in use by another tenser process; wait for it to finish "
-                            f"or choose another --out") from None
-        try:
-            yield
-        finally:  # removed while still held: a process that opened it before sees it locked
-            (path / LOCK).unlink(missing_ok=True)
+def _our_files(path: Path) -> list[Path]:
+    """What `--overwrite` removes from a run folder: the files a run writes, nothing else."""
+    return [path / n for n in (RESULTS, PREDICTIONS, PARTIAL, RUN_META)] + list(path.glob(RANK_GLOB))
 
 
-@contextlib.contextmanager
-def lock_on_main(path: Path, *, flag: str | None = None) -> Iterator[None]:
-    """`run_lock(path)` held by rank 0 alone; a lock error stops every rank. `flag` renames `--out`
-    in the message for commands whose folder flag is another (`--output`)."""
-    from harness import distributed  # lazy: reports read this module and need no torch.distributed
-
-    error: UserError | None = None
-    with contextlib.ExitStack() as stack:
-        if distributed.world().main:
-            try:
-                stack.enter_context(run_lock(path))
-            except UserError as exc:
-                error = UserError(str(exc).replace("--out", flag)) if flag else exc
-        distributed.check_all(error)
-        yield
+run_lock = keyed_folder.lock
+lock_on_main = keyed_folder.lock_on_main
 
 
 def read_run_meta(run_dir: Path) -> dict[str, Any]:
@@ -251,7 +224,7 @@ def save_run(run_dir: Path, results: dict[str, Any], predictions: list[dict[str,
         write_atomic(run_dir / RESULTS, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     except UserError as exc:
         if (run_dir / RUN_META).is_file():
-            raise UserError(f"{exc}; the scored predictions are kept, resume with: {resume_command(run_dir)}") from None
+            raise exc.extended(f"; the scored predictions are kept, resume with: {resume_command(run_dir)}") from None
         raise
     for p in [run_dir / PARTIAL, run_dir / RUN_META, *run_dir.glob(RANK_GLOB)]:
         p.unlink(missing_ok=True)

@@ -26,6 +26,7 @@ class Scorer(Protocol):
     """Scores a batch of encoded inputs: returns a [batch, n_labels] float32 tensor."""
 
     method: str
+    label_tokens: list[list[int]] | None  # each label word's token ids, when the scorer reads words
 
     def score(self, batch: list[Encoded]) -> torch.Tensor: ...
 
@@ -64,6 +65,7 @@ class ZeroShotScorer:
         self.body = body if body is not None else model.base_model
         self.pad_id = int(tokenizer.pad_token_id)
         self.label_ids = label_token_ids(task, tokenizer)
+        self.label_tokens: list[list[int]] | None = self.label_ids
         self.multi_token = any(len(ids) > 1 for ids in self.label_ids)
         words = "summed log-probs of multi-token label words" if self.multi_token else "single-token label words"
         self.method = f"zeroshot: log P(label word | prompt) at the last prompt position ({words})"
@@ -101,6 +103,7 @@ class ClassifierScorer:
     """Scores labels by a sequence-classification head's logits."""
 
     method = "classifier: sequence-classification head logits at the last real token"
+    label_tokens: list[list[int]] | None = None
 
     def __init__(self, model: Any, tokenizer: Any, task: Task, body: Any = None) -> None:
         _check_head_labels(model, task)
@@ -139,7 +142,12 @@ def _check_head_labels(model: Any, task: Task) -> None:
         )
 
 
+# One scorer per task kind (the rows of `tasks.kinds.KINDS`).
+SCORERS: dict[str, type[ZeroShotScorer] | type[ClassifierScorer]] = {
+    "zeroshot": ZeroShotScorer, "classifier": ClassifierScorer,
+}
+
+
 def build_scorer(model: Any, tokenizer: Any, task: Task, body: Any = None) -> Scorer:
     """The scorer for the task's kind; `body` replaces the model's own (e.g. a bf16 copy)."""
-    kind = ZeroShotScorer if task.kind == "zeroshot" else ClassifierScorer
-    return kind(model, tokenizer, task, body)
+    return SCORERS[task.kind](model, tokenizer, task, body)

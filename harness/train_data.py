@@ -59,26 +59,28 @@ class FinetuneConfig:
 
     def check(self) -> None:
         """Raise UserError for values no training run can use."""
-        checks = [
-            (self.epochs >= 1, f"--epochs {self.epochs}: must be at least 1"),
-            (self.lr > 0, f"--lr {self.lr}: the learning rate must be positive, e.g. 2e-5"),
-            (self.batch_size >= 1, f"--batch-size {self.batch_size}: must be at least 1"),
-            (0 < self.val_fraction < 1, f"--val-fraction {self.val_fraction}: must be between 0 and 1, e.g. 0.1"),
-            (self.weight_decay >= 0, f"--weight-decay {self.weight_decay}: must not be negative"),
-            (0 <= self.warmup_ratio < 1, f"--warmup-ratio {self.warmup_ratio}: must be in [0, 1)"),
-            (self.patience >= 1, f"--patience {self.patience}: must be at least 1"),
-            (self.max_length >= 16, f"--max-length {self.max_length}: must be at least 16"),
-            (self.objective in ("classifier", "prompt"), f"--objective {self.objective!r}: classifier or prompt"),
-            (self.train_layers is None or self.train_layers >= 0,
-             f"--train-layers {self.train_layers}: give 0 (the head only) or more"),
-            (self.lora_r is None or self.lora_r >= 1, f"--lora-r {self.lora_r}: give a rank of 1 or more, e.g. 8"),
-            (0 <= self.lora_dropout < 1, f"--lora-dropout {self.lora_dropout}: must be in [0, 1)"),
-            (self.lora_r is None or self.train_layers is None,
-             f"--lora-r {self.lora_r} with --train-layers {self.train_layers}: both choose what trains; pass one"),
+        checks = [  # (fine, the parameter, why its value is not)
+            (self.epochs >= 1, "epochs", "must be at least 1"),
+            (self.lr > 0, "lr", "the learning rate must be positive, e.g. 2e-5"),
+            (self.batch_size >= 1, "batch_size", "must be at least 1"),
+            (0 < self.val_fraction < 1, "val_fraction", "must be between 0 and 1, e.g. 0.1"),
+            (self.weight_decay >= 0, "weight_decay", "must not be negative"),
+            (0 <= self.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)"),
+            (self.patience >= 1, "patience", "must be at least 1"),
+            (self.max_length >= 16, "max_length", "must be at least 16"),
+            (self.objective in ("classifier", "prompt"), "objective", "classifier or prompt"),
+            (self.train_layers is None or self.train_layers >= 0, "train_layers", "give 0 (the head only) or more"),
+            (self.lora_r is None or self.lora_r >= 1, "lora_r", "give a rank of 1 or more, e.g. 8"),
+            (0 <= self.lora_dropout < 1, "lora_dropout", "must be in [0, 1)"),
         ]
-        for ok, message in checks:
+        for ok, param, why in checks:
             if not ok:
-                raise UserError(message)
+                value = getattr(self, param)
+                shown = repr(value) if isinstance(value, str) else value
+                raise UserError(f"{{{param}}} {shown}: {why}", param=param)
+        if self.lora_r is not None and self.train_layers is not None:
+            raise UserError(f"{{lora_r}} {self.lora_r} with {{train_layers}} {self.train_layers}: both choose what "
+                            f"trains; pass one", param="lora_r", mentions=("train_layers",))
 
 
 def split_train_val(examples: list[Example], cfg: FinetuneConfig) -> tuple[list[Example], list[Example]]:
@@ -93,10 +95,10 @@ def split_train_val(examples: list[Example], cfg: FinetuneConfig) -> tuple[list[
         raise UserError(f"the training data holds only label(s) {labels}; fine-tuning needs examples of every label")
     if len({e.label for e in train}) < 2 or len({e.label for e in val}) < 2:
         least = 4 * len(labels)
-        what, fix = (f"--limit {cfg.limit}", f"--limit {least} or more") if cfg.limit else \
+        what, fix = (f"{{limit}} {cfg.limit}", f"{{limit}} {least} or more") if cfg.limit else \
             ("the training data", f"at least {least} examples")
         raise UserError(f"{what}: too few training examples ({len(pool)}); after carving {len(val)} for validation "
-                        f"the {len(train)} left do not hold every label; give {fix}")
+                        f"the {len(train)} left do not hold every label; give {fix}", param="limit")
     return train, val
 
 

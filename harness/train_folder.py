@@ -14,22 +14,20 @@ import contextlib
 import functools
 import inspect
 import json
-import shutil
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from harness import distributed, runs
+from harness import distributed, identity, keyed_folder, runs
 from harness.errors import UserError
 from harness.train_data import CHECKPOINTS, FinetuneConfig
 from tasks import Task
 
 SETTINGS = "tenser_finetune.json"
 UNKEYED = ("device",)  # a resume may move to another device
-FLAGS = {"model": "--model", "task": "--task (or its -T overrides)", "data": "the training data (--data)",
-         "batch_size": "--batch-size"}
+LABELS = {"task": "{task} (or its -T overrides)", "data": "the training data ({data})"}
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -50,8 +48,15 @@ def holds_lock(fn: Callable[P, R]) -> Callable[P, R]:
 @contextlib.contextmanager
 def _rank0_lock(output: Path) -> Iterator[None]:
     distributed.init()
-    with runs.lock_on_main(output, flag="--output"):
+    with keyed_folder.lock_on_main(output, param="output"):
         yield
+
+
+WORDING = keyed_folder.Wording(
+    "output", not_folder="{output} {path}: exists and is not a folder; choose another {output}",
+    not_empty="{output} {path}: the folder is not empty; {hint}pass {overwrite} to replace it, or choose another "
+              "{output}",
+    cannot_create="{output} {path}: cannot create the folder ({why}); choose another {output}")
 
 
 def prepare(output: Path, *, overwrite: bool, resume: bool) -> None:
@@ -59,33 +64,17 @@ def prepare(output: Path, *, overwrite: bool, resume: bool) -> None:
     saved = any((output / CHECKPOINTS).glob("checkpoint-*"))
     if resume:
         if not saved:
-            raise UserError(f"--resume: no Trainer checkpoint in {output / CHECKPOINTS}; start without --resume")
+            raise UserError(f"{{resume}}: no Trainer checkpoint in {output / CHECKPOINTS}; start without {{resume}}",
+                            param="resume")
         return
-    if output.exists() and not output.is_dir():
-        raise UserError(f"--output {output}: exists and is not a folder; choose another --output")
-    if output.is_dir() and any(p.name != runs.LOCK for p in output.iterdir()):
-        if not overwrite:
-            again = "pass --resume to continue its interrupted fine-tune, " if saved else ""
-            raise UserError(f"--output {output}: the folder is not empty; {again}pass --overwrite to replace it, or "
-                            f"choose another --output")
-        for p in output.iterdir():
-            if p.name != runs.LOCK:  # the lock stays: it is what keeps a second process out
-                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"--output {output}: cannot create the folder ({exc.strerror}); choose another "
-                        f"--output") from None
+    hint = "pass {resume} to continue its interrupted fine-tune, " if saved else ""
+    keyed_folder.make_ready(output, WORDING, overwrite=overwrite, clear=keyed_folder.everything, hint=hint)
 
 
 def settings(model: str, task: Task, cfg: FinetuneConfig, fingerprint: str) -> dict[str, Any]:
     """What a fine-tune's result depends on: the key a resume must match."""
-    from harness.models import content_hash
-
-    local = Path(model).expanduser()
-    identity = f"{local.resolve()} ({content_hash(local)})" if local.is_dir() else model
     knobs = {k: v for k, v in asdict(cfg).items() if k not in UNKEYED}
-    return {"model": identity, "task": task.to_dict(), "data": fingerprint, **knobs}
+    return {"model": identity.model_ref(model), "task": task.to_dict(), "data": fingerprint, **knobs}
 
 
 def check_settings(output: Path, current: dict[str, Any], *, resume: bool) -> None:
@@ -95,28 +84,19 @@ def check_settings(output: Path, current: dict[str, Any], *, resume: bool) -> No
         path.parent.mkdir(parents=True, exist_ok=True)
         runs.write_atomic(path, json.dumps(current, indent=2, ensure_ascii=False) + "\n")
         return
-    try:
-        recorded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    recorded = keyed_folder.read_record(path)
+    if recorded is None:
         print(f"warning: {path} is missing or unreadable; cannot check that --resume uses the interrupted "
               f"fine-tune's settings", file=sys.stderr)
         return
-    current = json.loads(json.dumps(current))  # as recorded: tuples become lists
-    for key in [*current, *(k for k in recorded if k not in current)]:
-        then, now = recorded.get(key), current.get(key)
-        if then != now:
-            flag = _flag(key)
-            if isinstance(then, dict) and isinstance(now, dict):  # the task: name its field
-                field = next(k for k in [*now, *then] if then.get(k) != now.get(k))
-                flag, then, now = f"{flag}'s field {field}", then.get(field), now.get(field)
-            raise UserError(f"--resume: {flag} differs from the interrupted fine-tune's ({_show(then)} then, "
-                            f"{_show(now)} now); resume with the same settings, or start again with --overwrite")
+    differs = keyed_folder.first_difference(recorded, current, _label)
+    if differs is not None:
+        label, param, values = differs
+        raise UserError(f"{{resume}}: {label} differs from the interrupted fine-tune's ({values}); resume with the "
+                        f"same settings, or start again with {{overwrite}}", param=param, mentions=("resume", "overwrite"))
 
 
-def _flag(key: str) -> str:
-    return FLAGS.get(key, "--" + key.replace("_", "-"))
-
-
-def _show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
-    return text if len(text) <= 60 else text[:57] + "..."
+def _label(key: str, field: str | None) -> tuple[str, str]:
+    """How a differing setting is named: its parameter, and for the task the field that differs."""
+    text = LABELS.get(key, "{" + key + "}")
+    return (f"{text}'s field {field}" if field else text), key

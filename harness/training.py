@@ -20,22 +20,25 @@ import numpy as np
 import torch
 
 from harness import distributed, estimate, lora, model_card, runs, train_folder
+from harness.backends import require_hf
 from harness.data import Example, load_examples
 from harness.errors import UserError
+from harness.hf_backend import versions
 from harness.metrics import compute_metrics
 from harness.models import (
     LoadedModel,
     check_fits,
     check_source,
     context_length,
+    family_task,
     from_pretrained,
     load_tokenizer,
     resolve_device,
     weights_kwargs,
 )
-from harness.runner import versions
 from harness.train_data import CHECKPOINTS, TRAINING_LOG, Collator, FinetuneConfig, encode_examples, split_train_val
 from tasks import Task
+from tasks.kinds import kind_for_objective
 
 
 def load_trainable(name: str, task: Task, cfg: FinetuneConfig, *, allow_pickle: bool = False) -> tuple[Any, Any]:
@@ -59,13 +62,13 @@ def load_trainable(name: str, task: Task, cfg: FinetuneConfig, *, allow_pickle: 
                 **weights,
             )
         except UserError as exc:
-            raise UserError(f"{exc}; this architecture cannot take a classification head, "
-                            f"try --objective prompt") from None
-    check_fits(model, loading, name, "causal_lm" if cfg.objective == "prompt" else "classifier", new_head=True)
+            raise exc.extended("; this architecture cannot take a classification head, try {objective} prompt",
+                               mentions=("objective",)) from None
+    check_fits(model, loading, name, kind_for_objective(cfg.objective).model, new_head=True, task=task.name)
     model.config.pad_token_id = tokenizer.pad_token_id
     if cfg.max_length > (limit := context_length(model.config)):
-        raise UserError(f"--max-length {cfg.max_length}: {name} takes at most {limit} tokens; "
-                        f"pass --max-length {limit} or less")
+        raise UserError(f"{{max_length}} {cfg.max_length}: {name} takes at most {limit} tokens; "
+                        f"pass {{max_length}} {limit} or less", param="max_length")
     if cfg.train_layers is not None:
         freeze_lower_layers(model, cfg.train_layers, name, keep_head=cfg.objective == "classifier")
     if cfg.lora_r is not None:
@@ -87,9 +90,11 @@ def freeze_lower_layers(model: Any, k: int, name: str, *, keep_head: bool) -> No
     """
     blocks = transformer_blocks(model)
     if blocks is None:
-        raise UserError(f"--train-layers {k}: cannot find the transformer blocks of {name}; drop --train-layers")
+        raise UserError(f"{{train_layers}} {k}: cannot find the transformer blocks of {name}; drop {{train_layers}}",
+                        param="train_layers")
     if k > len(blocks):
-        raise UserError(f"--train-layers {k}: {name} has {len(blocks)} transformer blocks; pass at most {len(blocks)}")
+        raise UserError(f"{{train_layers}} {k}: {name} has {len(blocks)} transformer blocks; pass at most "
+                        f"{len(blocks)}", param="train_layers")
     model.requires_grad_(False)
     body = model.base_model
     top = list(blocks)[len(blocks) - k:] if k else []
@@ -98,7 +103,7 @@ def freeze_lower_layers(model: Any, k: int, name: str, *, keep_head: bool) -> No
     for module in top + norms + head:
         module.requires_grad_(True)
     if not any(p.requires_grad for p in model.parameters()):
-        raise UserError(f"--train-layers {k}: nothing left to train in {name}; pass 1 or more")
+        raise UserError(f"{{train_layers}} {k}: nothing left to train in {name}; pass 1 or more", param="train_layers")
 
 
 def base_weights_note(model: str) -> str | None:
@@ -188,7 +193,7 @@ def _prepare(model: str, task: Task, cfg: FinetuneConfig, train_data: str | None
 
 def warm_up_estimate(net: Any, tokenizer: Any, train_set: Any, val_set: Any, cfg: FinetuneConfig,
                      device: torch.device, *, yes: bool, n_score: int = 0, what: str = "fine-tune",
-                     hint: str = "--limit N", fine_tunes: int = 1) -> float:
+                     hint: str = "{limit} N", fine_tunes: int = 1) -> float:
     """Print the plan and a time estimate from a few timed steps on typical batches (see harness.estimate)."""
     if distributed.world().size > 1:  # ranks would disagree on the estimate; the Trainer's bar gives the ETA
         return 0.0
@@ -223,7 +228,7 @@ def preflight(model: str, task: Task, cfg: FinetuneConfig, *, train_data: str | 
     device = resolve_device(cfg.device)
     _, _, _, tokenizer, net, train_set, val_set = _prepare(model, task, cfg, train_data, allow_pickle)
     return warm_up_estimate(net, tokenizer, train_set, val_set, cfg, device, yes=yes, n_score=n_score,
-                            what="compare", hint="--limit N", fine_tunes=fine_tunes)  # shown as --train-limit: compare renames the flag
+                            what="compare", fine_tunes=fine_tunes)  # {limit}: train_limit, compare renames it
 
 
 @train_folder.holds_lock  # a second fine-tune into the same --output stops instead of deleting this one's
@@ -241,10 +246,12 @@ def finetune(
     from transformers import EarlyStoppingCallback, Trainer
 
     cfg.check()
-    want = "classifier" if cfg.objective == "classifier" else "zeroshot"
+    require_hf(model, "fine-tuning")
+    want = kind_for_objective(cfg.objective).name
     if task.kind != want:
-        raise UserError(f"--objective {cfg.objective} needs a {want} task, got {task.name!r} ({task.kind}); "
-                        f"use --task imdb_{want}")
+        fits = family_task(task.name, kind_for_objective(cfg.objective).model)
+        raise UserError(f"{{objective}} {cfg.objective} needs a {want} task, got {task.name!r} ({task.kind}); "
+                        f"use {{task}} {fits or f'a {want} task'}", param="objective", mentions=("task",))
     output = Path(output)
     device = resolve_device(cfg.device)
     distributed.init()  # before the Trainer, which then shares the process group

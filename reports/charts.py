@@ -40,6 +40,8 @@ STYLE: dict[str, Any] = {
     "ytick.color": "#444444",
     "legend.frameon": False,
     "legend.fontsize": 8,
+    # Plain tick values: nearly equal scores (one epoch's accuracy and F1) would get an offset axis like 1e−6+8.299e−1.
+    "axes.formatter.useoffset": False,
 }
 MANY = 4  # more runs than this: charts drop per-bar values and long titles that would collide
 

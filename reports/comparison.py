@@ -1,7 +1,8 @@
 """Comparing each run with the baseline: pairing examples by `id`, the paired tests
 (McNemar on accuracy, bootstrap on macro F1), the headline table rows (one per headline
 metric of `harness.metric_catalog`) and the key findings written in plain words. Paired
-statistics need the same set of ids, the same labels and the same gold label per id;
+statistics need the same set of ids, the same labels, the same examples behind the ids
+(`reports.identity`: the same data, or the same text per id) and the same gold label per id;
 otherwise `Comparison.reason` says why they were not computed and the page shows the runs
 side by side without tests.
 """
@@ -17,6 +18,7 @@ import numpy as np
 from harness import metric_catalog as catalog
 from harness.metric_catalog import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from reports import formatting as fmt
+from reports.identity import data_problem
 from reports.sources import Run
 from reports.stats import Bootstrap, McNemar, mcnemar, paired_bootstrap_f1
 
@@ -64,6 +66,9 @@ def pairing_problem(base: Run, other: Run) -> str | None:
         dupes = [i for i, n in Counter(run.ids).items() if n > 1]
         if dupes:
             return f"{run.role} repeats example ids (e.g. {dupes[0]!r}), so examples cannot be matched"
+    different_data = data_problem(base, other)
+    if different_data:
+        return different_data
     base_ids, other_ids = set(base.ids), set(other.ids)
     if base_ids != other_ids:
         shared = len(base_ids & other_ids)

@@ -38,7 +38,9 @@ def record(comp: Comparison, floors: dict[str, NoiseFloor]) -> dict[str, Any]:
     need = required_n(d.mean, d.discordance)
     firsts = [floor_for(str(r.results["task"].get("name")), floors, Path(r.path).name) for r in (comp.base, comp.other)]
     floor = change_floor(firsts[0], firsts[1])
+    test = comp.mcnemar
     return {**head, "n": d.n, "accuracy": {"before": d.first, "after": d.second},
+            "mcnemar": None if test is None else {"p_value": test.p_value, "significant": test.p_value < ALPHA},
             "difference": {"mean": d.mean, "se": d.se, "ci95": [d.low, d.high]},
             "correlation": d.correlation, "unpaired_se": d.unpaired_se,
             "discordance": d.discordance,
@@ -96,7 +98,8 @@ def findings(records: list[dict[str, Any]]) -> list[str]:
         if not r["paired"]:
             continue
         who = f"{r['after']['role']} versus {r['before']['role']}"
-        out.append(f"{who}: {mde_sentence(r['n'], r['discordance'], r['difference']['mean'])}")
+        significant = (r.get("mcnemar") or {}).get("significant")
+        out.append(f"{who}: {mde_sentence(r['n'], r['discordance'], r['difference']['mean'], significant=significant)}")
         noise = r["noise"]
         if noise["within_noise"]:
             out.append(f"{who}: the accuracy change is within noise: scoring the same model with another batch "

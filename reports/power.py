@@ -28,6 +28,7 @@ import numpy as np
 
 from harness.seed_power import ALPHA, POWER
 from harness.seed_stats import Z95, paired_se
+from reports.formatting import signed
 
 
 @dataclass(frozen=True)
@@ -114,18 +115,30 @@ def minimum_detectable_effect(n: int, discordance: float, *, alpha: float = ALPH
     return delta if delta <= discordance else None
 
 
-def mde_sentence(n: int, discordance: float, observed: float | None = None) -> str:
-    """The plain-words power statement for a comparison of n paired examples."""
+def mde_sentence(n: int, discordance: float, observed: float | None = None, *, significant: bool | None = None) -> str:
+    """The plain-words power statement for a comparison of n paired examples.
+
+    A change the test found significant is not called undetectable: the MDE is the size found with 80% power,
+    and a smaller real change is still found, less often.
+    """
     mde = minimum_detectable_effect(n, discordance)
     share = f"{discordance:.0%} of them changing outcome"
     if mde is None:
         return (f"With {n:,} examples and {share}, no accuracy change is detectable at 80% power and 5% "
                 f"significance: too few examples changed outcome.")
+    change = None if observed is None else f"{signed(100 * observed, 1)} points"
+    if significant and observed is not None:
+        text = (f"With {n:,} examples and {share}, 80% power needs a change of ~{100 * mde:.1f} points "
+                f"(5% two-sided significance; Connor 1987).")
+        if abs(observed) < mde:
+            text += (f" The observed change of {change} is smaller yet significant: a real change of that size is "
+                     f"found less than 80% of the time, so its size is uncertain (see its 95% interval).")
+        return text
     text = (f"With {n:,} examples and {share}, changes under ~{100 * mde:.1f} points are not detectable "
             f"(80% power, 5% two-sided significance; Connor 1987).")
     if observed is not None and abs(observed) < mde:
         need = required_n(observed, discordance)
-        text += (f" The observed change of {100 * observed:+.1f} points is below that"
+        text += (f" The observed change of {change} is below that"
                  + (f"; detecting it at this discordance would take about {need:,} examples." if need else "."))
     return text
 

@@ -1,7 +1,8 @@
 """Run folders as the report sees them: `load_runs` reads each folder with
 `harness.runs.load_run`, checks the fields the report relies on (raising `UserError` that
-names the file, the bad value and the fix), orders the runs so the baseline comes first,
-and turns predictions into numpy arrays once. A `Run` also carries its role in the page
+names the file, the bad value and the fix) and, with `reports.verify`, that the folder agrees
+with itself, orders the runs so the baseline comes first, and turns predictions into numpy
+arrays once. A `Run` also carries its role in the page
 ("Before"/"After" for two runs, "Baseline"/"Run k" for more) and a short display name.
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 from harness import metric_catalog as catalog
 from harness.errors import UserError
 from harness.runs import PREDICTIONS, RESULTS, load_run
+from reports import verify
 
 PREDICTION_FIELDS = ("id", "label", "pred", "probs")
 # (section, key it must hold, type of that key) for results.json sections only some runs have
@@ -103,9 +105,11 @@ def _load_one(path: Path) -> Run:
     gold, pred, conf = [], [], []
     for line, p in enumerate(predictions, 1):
         _check_prediction(p, index, preds_path, line)
+        verify.check_record(p, labels, f"{preds_path}: line {line}")
         gold.append(index[p["label"]])
         pred.append(index[p["pred"]])
         conf.append(float(p["probs"].get(p["pred"], max(p["probs"].values()))))
+    verify.check_metrics(preds_path, results, predictions, labels, np.array(gold, dtype=int))
     return Run(
         path=path,
         results=results,

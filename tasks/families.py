@@ -12,11 +12,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from tasks.kinds import ZEROSHOT_ONLY
 from tasks.registry import Task, TaskError, _unknown, get_task, register_task
 
 # What the two tasks of a family must share: the data and the labels.
 SHARED = ("labels", "dataset", "dataset_config", "split", "train_split", "text_column", "label_column")
-ZEROSHOT_ONLY = ("prompt", "label_words", "calibration", "content_free", "domain_prompt", "shots", "variants")
 
 
 @dataclass(frozen=True)

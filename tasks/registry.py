@@ -13,8 +13,10 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-TaskKind = Literal["zeroshot", "classifier"]
-KINDS: tuple[str, ...] = typing.get_args(TaskKind)
+from tasks import kinds
+
+TaskKind = Literal["zeroshot", "classifier"]  # the rows of `tasks.kinds.KINDS`
+KINDS: tuple[str, ...] = tuple(kinds.KINDS)
 Calibration = Literal["none", "contextual", "pmi"]
 CALIBRATIONS: tuple[str, ...] = typing.get_args(Calibration)
 TRUNCATION_SIDES = ("left", "right")
@@ -98,23 +100,22 @@ def check_task(task: Task) -> None:
     if (task.system_prompt or task.fewshot_as_multiturn) and not task.chat_template:
         needs = "system_prompt" if task.system_prompt else "fewshot_as_multiturn"
         raise TaskError(f"{where}: {needs} applies with chat_template=true only; set -T chat_template=true or drop it")
-    if task.kind == "zeroshot":
+    if kinds.get_kind(task.kind).prompted:
         _check_prompt(task, where)
         for i, variant in enumerate(task.variants):
             if len(variant) != 1 + len(task.labels):
                 raise TaskError(f"{where}: variant {i} must be (template, {len(task.labels)} label words), got {variant!r}")
             check_task(prompt_variant(task, i + 1))
-    elif used := _zeroshot_fields_set(task):
-        raise TaskError(f"{where}: {', '.join(used)} apply to zeroshot tasks only; a {task.kind} task reads the review "
+    if used := _foreign_fields_set(task):
+        owner = next(k.name for k in kinds.KINDS.values() if used[0] in k.only)
+        raise TaskError(f"{where}: {', '.join(used)} apply to {owner} tasks only; a {task.kind} task reads the review "
                         f"as it is and scores it with the model's head (drop {'them' if len(used) > 1 else 'it'})")
 
 
-def _zeroshot_fields_set(task: Task) -> list[str]:
-    """The zeroshot-only fields `task` sets: a classifier would ignore them while results.json records them."""
-    given = {"prompt": task.prompt, "label_words": task.label_words, "domain_prompt": task.domain_prompt,
-             "calibration": task.calibration != "none", "shots": task.shots, "variants": task.variants,
-             "chat_template": task.chat_template}
-    return [name for name, value in given.items() if value]
+def _foreign_fields_set(task: Task) -> list[str]:
+    """The fields of other kinds `task` sets: its kind would ignore them while results.json records them."""
+    defaults = {f.name: f.default for f in dataclasses.fields(Task)}
+    return [name for name in kinds.fields_of_other_kinds(task.kind) if getattr(task, name) != defaults[name]]
 
 
 def _check_prompt(task: Task, where: str) -> None:

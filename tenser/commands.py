@@ -1,5 +1,6 @@
 """The bodies of the `tenser` subcommands: each takes parsed arguments and returns an exit
-code. `tenser.cli` builds the parser and turns user errors into one line and exit code 2.
+code. `tenser.parser` declares their flags; `tenser.cli` runs them and turns user errors into one line
+and exit code 2.
 Part of the composition root (the `tenser` package), so it may import `reports` and `demo`;
 it does so lazily, so scoring never pulls in seaborn or gradio.
 """
@@ -61,6 +62,11 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     """The registered tasks, then the families (what compare/bench/demo --task take) with their members."""
     from tasks import include_file, list_families, list_tasks
 
+    if getattr(args, "from_lm_eval", None):
+        from tasks.lm_eval import convert_file
+
+        print(convert_file(args.from_lm_eval), end="")
+        return 0
     for path in args.include:
         include_file(path)
     for task in list_tasks():
@@ -75,6 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness import distributed, jobs
     from harness.evaluation import Options, model_slugs, score_model, settings_suffix
     from tasks import prompt_variants
+    from tasks.kinds import get_kind
 
     w = distributed.init()
     if args.resume and args.model:
@@ -88,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.model:
         raise UserError("give --model MODEL (a Hub id or local folder), or --resume RUN_DIR to finish a run")
     task = prepare_task(args)
-    if (args.prompts == "all" or args.select_on) and task.kind != "zeroshot":
+    if (args.prompts == "all" or args.select_on) and not get_kind(task.kind).prompted:
         raise UserError(f"--prompts/--select-on apply to zeroshot tasks; {task.name!r} is a {task.kind} task")
     variants = prompt_variants(task) if args.prompts == "all" or args.select_on else [task]
     opts, suffix = Options.from_args(args), settings_suffix(task)
@@ -188,7 +195,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     """`tenser compare` on the embedded model and IMDB sample; prints the command it runs."""
     import shlex
 
-    from tenser.cli import build_parser
+    from tenser.parser import build_parser
 
     argv = ["compare", *QUICKSTART, "--out", args.out, *(["--overwrite"] if args.overwrite else [])]
     print(f"running: tenser {shlex.join(argv)}", file=sys.stderr, flush=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.runs import PREVIEW_CHARS, save_run
+from harness.runs import PREVIEW_CHARS, load_run, save_run
 
 LABELS = ("negative", "positive")
 HOSTILE = "<script>alert(1)</script>"
@@ -257,3 +257,21 @@ def with_real_metrics(run_dir: Path) -> Path:
     probs = np.array([[p["probs"][x] for x in labels] for p in predictions])
     results["metrics"] = compute_metrics(gold, probs, labels)
     return save_run(run_dir, results, predictions)
+
+
+def flip_run(src: Path, dst: Path, wrong: int, right: int = 0) -> Path:
+    """A copy of `src` with `wrong` right predictions made wrong and `right` wrong ones made right
+    (two labels; probabilities and metrics updated to match)."""
+    results, predictions = load_run(src)
+    labels = results["task"]["labels"]
+    for p in predictions:
+        other = labels[1 - labels.index(p["label"])]
+        if wrong and p["pred"] == p["label"]:
+            p["pred"], wrong = other, wrong - 1
+        elif right and p["pred"] != p["label"]:
+            p["pred"], right = p["label"], right - 1
+        p["probs"] = {x: 0.9 if x == p["pred"] else 0.1 for x in labels}
+        p["loss"] = -math.log(p["probs"][p["label"]])
+    results["metrics"] = compute_metrics(predictions, tuple(labels))
+    dst.mkdir(parents=True)
+    return save_run(dst, results, predictions)

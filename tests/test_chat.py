@@ -114,3 +114,25 @@ def test_chat_fields_checked() -> None:
         get_task("imdb_classifier", chat_template="true")
     assert isinstance(UserError("x"), Exception)
     assert json.loads(json.dumps(get_task("imdb_zeroshot", chat_template="true").to_dict()))["chat_template"]
+
+
+def test_compare_with_chat_template_scores_both_sides(chat_dir: Path, llama_clf_dir: Path, data_csv: Path,
+                                                      tmp_path: Path) -> None:
+    """-T chat_template=true reaches the zero-shot side only; the classifier twin reads the review as it is."""
+    out = tmp_path / "cmp"
+    assert main(["compare", "--model", str(chat_dir), "--finetuned", str(llama_clf_dir), "--task", "imdb",
+                 "--data", str(data_csv), "--out", str(out), "--device", "cpu", "--noise-examples", "0",
+                 "-T", "chat_template=true"]) == 0
+    before, _ = load_run(out / "runs" / "pretrained__imdb_zeroshot")
+    after, _ = load_run(out / "runs" / "finetuned__imdb_classifier")
+    assert before["task"]["chat_template"] is True and "chat_template" in before["scoring"]
+    assert after["task"]["chat_template"] is False and "chat_template" not in after["scoring"]
+
+
+def test_demo_starts_with_chat_template(chat_dir: Path, llama_clf_dir: Path) -> None:
+    from demo.app import serve
+    from tests.demo_fixtures import free_port
+
+    app = serve(str(chat_dir), str(llama_clf_dir), overrides={"chat_template": "true"}, port=free_port(),
+                device="cpu", prevent_thread_lock=True)
+    app.close()

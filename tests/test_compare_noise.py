@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 import tenser
-from harness import noise_check
+from harness import backends, noise_check
+from harness.backends import register_backend
 from harness.errors import UserError
+from harness.fake_backend import FakeModel, FakeScorer
 from tests.conftest import write_rows
 from tests.test_finetune import separable
 from tests.test_reliability import _one_thread  # noqa: F401  (one torch thread)
@@ -78,29 +80,45 @@ def test_reference_settings_say_floor_zero_by_construction(tmp_path: Path, gpt2_
     assert "0 by construction" in page and "0.0 points · within noise" in page
 
 
-def test_a_forced_disagreement_gives_a_floor_and_within_noise(tmp_path: Path, gpt2_dir: Path, same_lm: Path,
-                                                              test_csv: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    real = noise_check.reference_scores
+class FlakyScorer(FakeScorer):
+    """`fake:seeded-7`, except that in batches of more than one a review holding FLAKY gets its scores
+    reversed: the batch-size dependence the noise floor is there to catch."""
 
-    def one_flipped(*args: Any, **kwargs: Any) -> np.ndarray:
-        probs = real(*args, **kwargs).copy()
-        probs[0] = probs[0][::-1]  # the first review of the subset now gets the other label
+    def probs(self, batch: Any) -> np.ndarray:
+        probs = super().probs(batch)
+        for row, e in enumerate(batch):
+            if len(batch) > 1 and FLAKY in e.ids:
+                probs[row] = probs[row][::-1]
         return probs
 
-    monkeypatch.setattr(noise_check, "reference_scores", one_flipped)
+
+class FlakyModel(FakeModel):
+    def scorer(self, task: Any, **kw: Any) -> FlakyScorer:
+        return FlakyScorer(len(task.labels), 7, "flaky: fake:seeded-7 that depends on the batch size")
+
+
+FLAKY = FakeModel("fake:uniform", None).tokenizer(" FLAKY")["input_ids"][0]  # the token id of " FLAKY"
+if "flaky" not in backends._BACKENDS:
+    register_backend("flaky", lambda name, kind, **options: FlakyModel(name, 7))
+
+
+def test_a_forced_disagreement_gives_a_floor_and_within_noise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [{"text": f"review {i} {'FLAKY ' if i == 5 else ''}of a film", "label": i % 2} for i in range(24)]
+    data = write_rows(tmp_path / "test.csv", rows)
     out = tmp_path / "cmp"
-    _compare(out, gpt2_dir, same_lm, test_csv, noise_examples=8)  # the same model twice: a change of 0
+    # the FLAKY review flips at batch size 4 against the reference's batch size 1, in both runs
+    tenser.compare("flaky:a", "imdb", out=out, finetuned="flaky:b", data=str(data), noise_examples=24, batch_size=4)
     body = json.loads((out / "noise.json").read_text())
-    assert [e["flips"] for e in body["runs"]] == [1, 1] and body["floor"] == 0.25
-    assert all(len(e["flipped_ids"]) == 1 and e["max_prob_diff"] > 0 for e in body["runs"])
+    assert [e["flips"] for e in body["runs"]] == [1, 1] and body["floor"] == 2 / 24
+    assert all(e["flipped_ids"] == [body["runs"][0]["flipped_ids"][0]] and e["max_prob_diff"] > 0 for e in body["runs"])
     saved = json.loads((out / "comparison.json").read_text())["comparisons"][0]
-    assert saved["difference"]["mean"] == 0.0 and saved["noise"]["floor"] == 0.25 and saved["noise"]["within_noise"]
+    assert abs(saved["difference"]["mean"]) < 2 / 24 and saved["noise"]["floor"] == 2 / 24
+    assert saved["noise"]["within_noise"]
     page = _paired(out)
-    assert "25.0 points · within noise" in page and "1 of 8 flipped" in page
+    assert "8.3 points · within noise" in page and "1 of 24 flipped" in page
 
     monkeypatch.setattr(noise_check, "reference_scores", _not_called)  # a resumed compare reuses noise.json
-    _compare(out, gpt2_dir, same_lm, test_csv, noise_examples=8)
+    tenser.compare("flaky:a", "imdb", out=out, finetuned="flaky:b", data=str(data), noise_examples=24, batch_size=4)
     assert json.loads((out / "noise.json").read_text()) == body
 
 
@@ -116,5 +134,5 @@ def test_noise_examples_zero_turns_it_off(tmp_path: Path, gpt2_dir: Path, same_l
     assert not (out / "noise.json").exists()
     assert "not measured" in _paired(out)
     assert json.loads((out / "comparison.json").read_text())["comparisons"][0]["noise"]["floor"] is None
-    with pytest.raises(UserError, match="--noise-examples -1"):
+    with pytest.raises(UserError, match="^noise_examples -1"):
         _compare(out, gpt2_dir, same_lm, test_csv, noise_examples=-1)

@@ -12,6 +12,7 @@ import pytest
 from harness.data import Example, hub_endpoint_reachable, hub_offline, load_examples, sample_stratified
 from harness.errors import UserError
 from tasks import get_task
+from tenser.cli import flag
 
 TASK = get_task("imdb_zeroshot")
 ROWS = [
@@ -98,7 +99,7 @@ def test_save_to_disk_dataset_dict_and_dataset(tmp_path):
     DatasetDict({"test": test, "train": train}).save_to_disk(str(tmp_path / "dd"))
     _check_rows(load_examples(TASK, data=str(tmp_path / "dd"))[0])
     _check_rows(load_examples(TASK, data=str(tmp_path / "dd"), split="train")[0], ROWS[:2])
-    with pytest.raises(UserError, match=r"no split 'validation' \(splits: test, train\); pass --split"):
+    with pytest.raises(UserError, match=r"no split 'validation' \(splits: test, train\); pass split$"):
         load_examples(TASK, data=str(tmp_path / "dd"), split="validation")
     test.save_to_disk(str(tmp_path / "ds"))
     _check_rows(load_examples(TASK, data=str(tmp_path / "ds"))[0])
@@ -148,13 +149,13 @@ def test_bad_data_files_are_user_errors_naming_the_file(tmp_path, name, content,
 
 
 def test_missing_path_and_bad_limit(tmp_path):
-    with pytest.raises(UserError, match=r"--data .*nope.csv: no such file or folder"):
+    with pytest.raises(UserError, match=r"^data .*nope.csv: no such file or folder"):
         load_examples(TASK, data=str(tmp_path / "nope.csv"))
     (tmp_path / "empty_folder").mkdir()
     with pytest.raises(UserError, match="expected a folder per label"):
         load_examples(TASK, data=str(tmp_path / "empty_folder"))
     for bad in (0, -3):
-        with pytest.raises(UserError, match=f"--limit {bad}: must be a positive"):
+        with pytest.raises(UserError, match=f"^limit {bad}: must be a positive"):
             load_examples(TASK, data=str(tmp_path / "nope.csv"), limit=bad)
 
 
@@ -168,7 +169,7 @@ def test_hub_dataset_offline_fails_fast_naming_the_dataset_and_data_flag():
         load_examples(task)
     assert time.perf_counter() - t0 < 20
     msg = str(err.value)
-    assert "'tenser-tests/no-such-dataset'" in msg and "--data" in msg and "HF_HUB_OFFLINE" in msg
+    assert "'tenser-tests/no-such-dataset'" in msg and "with data PATH" in msg and "--data PATH" in err.value.speak(flag) and "HF_HUB_OFFLINE" in msg
 
 
 def _closed_port() -> int:
@@ -186,7 +187,7 @@ def test_hub_unreachable_fails_fast_naming_the_dataset_and_data_flag(monkeypatch
         load_examples(get_task("imdb_zeroshot"))
     assert time.perf_counter() - t0 < 20  # no connection timeouts or retries (includes importing datasets)
     msg = str(err.value)
-    assert "cannot reach the Hugging Face Hub" in msg and "'stanfordnlp/imdb'" in msg and "--data" in msg
+    assert "cannot reach the Hugging Face Hub" in msg and "'stanfordnlp/imdb'" in msg and "with data PATH" in msg and "--data PATH" in err.value.speak(flag)
 
 
 def test_hub_endpoint_reachable_answers_for_a_listening_port(monkeypatch):

@@ -69,7 +69,7 @@ def test_json_family_and_a_task_without_dataset(tmp_path: Path) -> None:
     path.write_text(json.dumps({"family": [{"name": "j_zeroshot", "labels": ["a", "b"], "prompt": "{text} =>",
                                             "label_words": [" a", " b"]}]}))
     include_file(path)
-    with pytest.raises(UserError, match="names no dataset; pass --data"):
+    with pytest.raises(UserError, match="names no dataset; pass data PATH"):
         load_examples(get_task("j_classifier"))
     data = write_rows(tmp_path / "d.jsonl", [{"text": "x", "label": 0}, {"text": "y", "label": 1}])
     examples, _ = load_examples(get_task("j_zeroshot"), data=str(data))

@@ -10,32 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.runs import load_run, save_run
 from reports import gate as gate_module
 from reports.gate import gate
 from tenser.cli import main
-from tests.report_fixtures import compute_metrics, make_run
+from tests.report_fixtures import flip_run, make_run
 
 
 def test_doctests_pass() -> None:
     result = doctest.testmod(gate_module)
     assert result.attempted > 0 and result.failed == 0
-
-
-def _flip(src: Path, dst: Path, wrong: int, right: int = 0) -> Path:
-    """A copy of `src` with `wrong` right predictions made wrong and `right` wrong ones made right."""
-    results, predictions = load_run(src)
-    labels = results["task"]["labels"]
-    for p in predictions:
-        other = labels[1 - labels.index(p["label"])]
-        if wrong and p["pred"] == p["label"]:
-            p["pred"], wrong = other, wrong - 1
-        elif right and p["pred"] != p["label"]:
-            p["pred"], right = p["label"], right - 1
-        p["probs"] = {x: 0.9 if x == p["pred"] else 0.1 for x in labels}
-    results["metrics"] = compute_metrics(predictions, tuple(labels))
-    dst.mkdir(parents=True)
-    return save_run(dst, results, predictions)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +33,7 @@ def _gate(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str
 
 
 def test_identical_runs_pass(before: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    same = _flip(before, tmp_path / "same", wrong=0)
+    same = flip_run(before, tmp_path / "same", wrong=0)
     code, out, _ = _gate([str(before), str(same), "--out", str(tmp_path / "gate.json")], capsys)
     assert code == 0
     assert out.strip() == ("gate accuracy: after - before = +0.0000 (n = 2,000), 95% lower bound +0.0000 vs "
@@ -62,7 +45,7 @@ def test_identical_runs_pass(before: Path, tmp_path: Path, capsys: pytest.Captur
 def test_equivalent_run_with_a_few_changes_passes(before: Path, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     # 6 examples lost, 4 gained of 2,000: d = -0.001, SE = sqrt((10 - 2000 * 1e-6) / 1999 / 2000) = 0.00158
-    after = _flip(before, tmp_path / "after", wrong=6, right=4)
+    after = flip_run(before, tmp_path / "after", wrong=6, right=4)
     code, out, _ = _gate([str(before), str(after), "--out", str(tmp_path / "g.json")], capsys)
     result = json.loads((tmp_path / "g.json").read_text())
     assert code == 0 and "PASS" in out
@@ -71,7 +54,7 @@ def test_equivalent_run_with_a_few_changes_passes(before: Path, tmp_path: Path,
 
 
 def test_clear_regression_fails(before: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    after = _flip(before, tmp_path / "worse", wrong=200)  # 10 points lost
+    after = flip_run(before, tmp_path / "worse", wrong=200)  # 10 points lost
     code, out, _ = _gate([str(before), str(after), "--out", str(tmp_path / "g.json")], capsys)
     assert code == 1 and "after - before = -0.1000" in out and out.strip().endswith("FAIL (not shown non-inferior)")
     assert json.loads((tmp_path / "g.json").read_text())["verdict"] == "fail"
@@ -80,13 +63,13 @@ def test_clear_regression_fails(before: Path, tmp_path: Path, capsys: pytest.Cap
 def test_small_drop_with_a_wide_interval_fails(tmp_path: Path) -> None:
     # The same 1-point drop passes at n = 2,000 only when the interval is narrow enough; on 100 examples it fails.
     small = make_run(tmp_path / "small", n=100, accuracy=0.85, seed=1)
-    after = _flip(small, tmp_path / "small_after", wrong=3, right=2)
+    after = flip_run(small, tmp_path / "small_after", wrong=3, right=2)
     r = gate(small, after, margin=0.01)
     assert r.estimate == pytest.approx(-0.01) and not r.passed and r.lower < -0.01
 
 
 def test_f1_metric_uses_the_paired_bootstrap(before: Path, tmp_path: Path) -> None:
-    after = _flip(before, tmp_path / "f1", wrong=200)
+    after = flip_run(before, tmp_path / "f1", wrong=200)
     r = gate(before, after, metric="f1_macro", margin=0.01)
     assert not r.passed and r.upper < 0 and "bootstrap" in r.method
 

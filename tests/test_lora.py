@@ -51,7 +51,7 @@ def test_lora_prompt_objective_on_llama(tmp_path: Path, llama_dir: Path) -> None
 
 
 def test_lora_refusals(tmp_path: Path, gpt2_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(UserError, match="--lora-r 4 with --train-layers 1: both choose what trains; pass one"):
+    with pytest.raises(UserError, match="^lora_r 4 with train_layers 1: both choose what trains; pass one"):
         FinetuneConfig(lora_r=4, train_layers=1).check()
     train = write_rows(tmp_path / "train.csv", separable(40, seed=1))
     code = main(["finetune", "--model", str(gpt2_dir), "--output", str(tmp_path / "o"), "--data", str(train),

@@ -103,3 +103,18 @@ def test_plan_bad_input_is_exit_2(argv: list[str], named: str, capsys: pytest.Ca
 def test_plan_lines_reject_missing_question() -> None:
     with pytest.raises(UserError, match="--n N"):
         plan_lines(n=None, change=None, discordance=0.1)
+
+
+def test_a_significant_change_is_not_called_undetectable() -> None:
+    """b = 2, c = 12 of 200: McNemar p = 0.013, yet +5.0 points is under the MDE of ~5.2 points."""
+    mde = minimum_detectable_effect(200, 0.07)
+    assert mde is not None and mde > 0.05
+    found = power.mde_sentence(200, 0.07, 0.05, significant=True)
+    assert "not detectable" not in found and "significant" in found and "+5.0 points" in found
+    assert f"~{100 * mde:.1f} points" in found
+    assert "not detectable" in power.mde_sentence(200, 0.07, 0.03, significant=False)
+
+
+def test_the_observed_change_carries_a_real_minus_sign() -> None:
+    text = power.mde_sentence(200, 0.15, -0.01)
+    assert "−1.0 points" in text and "-1.0" not in text

@@ -17,7 +17,7 @@ from tasks import get_task
 class FakeScorer:
     """Exact scores [0, margin], or with the margin moved by `noise` (a stand-in for bf16)."""
 
-    method = "fake"
+    method, label_tokens = "fake", None
 
     def __init__(self, margins: list[float], noise: list[float] | None = None) -> None:
         self.margins, self.noise = margins, noise or [0.0] * len(margins)

@@ -100,10 +100,10 @@ def test_train_layers_trains_only_the_top_blocks_and_the_head(tmp_path: Path, gp
 
 def test_train_layers_beyond_the_model_is_one_line(tmp_path: Path, gpt2_dir: Path) -> None:
     train = write_rows(tmp_path / "train.csv", separable(24, seed=1))
-    with pytest.raises(UserError, match=r"--train-layers 99: .* transformer blocks; pass at most"):
+    with pytest.raises(UserError, match=r"^train_layers 99: .* transformer blocks; pass at most"):
         finetune(str(gpt2_dir), get_task("imdb_classifier"), tmp_path / "o", FinetuneConfig(train_layers=99, **FAST),
                  train_data=str(train))
-    with pytest.raises(UserError, match="--train-layers -1"):
+    with pytest.raises(UserError, match="^train_layers -1"):
         FinetuneConfig(train_layers=-1).check()
 
 
@@ -141,7 +141,7 @@ def test_estimate_report_text_and_guard() -> None:
     plan = estimate.Plan(device="cpu (x86_64, 2 threads)", n_train=22500, n_val=2500, epochs=3, batch_size=8,
                          trainable=124_000_000, total=124_000_000, n_score=50000)
     assert plan.steps == 3 * 2813
-    with pytest.raises(UserError, match=r"about \d+ h \d+ min on the CPU; pass --yes"):
+    with pytest.raises(UserError, match=r"about \d+ h \d+ min on the CPU; pass yes to run it anyway, or make it smaller \(limit N, epochs 1"):
         estimate.report(plan, 9.0, 0.3, yes=False)
     assert estimate.report(plan, 9.0, 0.3, yes=True) == pytest.approx(3 * 2813 * 9.0 + 2 * 3 * 2500 * 0.3 + 50000 * 0.3)
     gpu = estimate.Plan(**{**plan.__dict__, "device": "cuda (NVIDIA H200)"})

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from harness import encoding, runs
-from harness import inference as runner
+from harness import hf_backend as runner
 from harness.data import load_examples
 from harness.errors import UserError
 from harness.inference import make_encoder
@@ -81,7 +81,7 @@ def _patch_scorer(monkeypatch: pytest.MonkeyPatch, on_call: Any) -> list[int]:
         real = real_build(*args)
 
         class Wrapped:
-            method = real.method
+            method, label_tokens = real.method, real.label_tokens
 
             def score(self, batch: Any) -> Any:
                 calls.append(len(batch))
@@ -209,12 +209,12 @@ def test_read_partial_keeps_complete_lines_and_cuts_the_torn_tail(tmp_path):
 
 SLOW_RUN = """
 import sys, time
-import harness.inference as runner
+import harness.hf_backend as runner
 real_build = runner.build_scorer
 def slow_build(*args):
     real = real_build(*args)
     class Slow:
-        method = real.method
+        method, label_tokens = real.method, real.label_tokens
         def score(self, batch):
             time.sleep(0.05)  # slow enough to be killed mid-run on any machine
             return real.score(batch)

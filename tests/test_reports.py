@@ -305,6 +305,21 @@ def test_different_gold_labels_are_not_paired(tmp_path: Path) -> None:
     assert comparison.reason is not None and "the gold label differs" in comparison.reason
 
 
+def test_a_one_epoch_training_chart_has_plain_tick_labels() -> None:
+    """Validation accuracy 0.829900 and F1 0.829905 on one epoch: no offset axis like 1e−6+8.299e−1."""
+    import io
+
+    from reports import charts
+
+    with charts.figure(5, 3) as fig:
+        ax = fig.subplots()
+        ax.plot([1], [0.82990], "-o")
+        ax.plot([1], [0.829905], "--s")
+        fig.savefig(io.BytesIO(), format="png")
+        assert ax.yaxis.get_offset_text().get_text() == ""
+        assert ax.xaxis.get_offset_text().get_text() == ""
+
+
 # ---------------------------------------------------------------- errors
 
 

@@ -18,7 +18,7 @@ from harness.runs import load_run, save_run
 from reports import render_report
 from reports.power import minimum_detectable_effect, paired_difference
 from reports.sources import load_runs
-from tests.report_fixtures import make_run
+from tests.report_fixtures import flip_run, make_run
 
 
 def _with_harness_metrics(run_dir: Path) -> Path:
@@ -72,6 +72,19 @@ def test_paired_section_and_comparison_json_agree_with_the_formulas(runs: list[P
     assert f"With 200 examples and {expected.discordance:.0%} of them changing outcome, changes under " \
            f"~{100 * mde:.1f} points are not detectable" in summary  # type: ignore[operator]
     assert "within noise" in summary
+
+
+def test_a_significant_change_under_the_mde_is_not_called_undetectable(tmp_path: Path) -> None:
+    """b = 2, c = 12 of 200 (McNemar p = 0.013, +5 points) with a drop shown: every minus is a real one."""
+    before = flip_run(make_run(tmp_path / "drawn", n=200, accuracy=0.8, seed=1), tmp_path / "before", wrong=0)
+    after = flip_run(before, tmp_path / "after", wrong=2, right=12)
+    worse = flip_run(before, tmp_path / "worse", wrong=8, right=6)
+    summary = _section(render_report([before, after, worse], tmp_path / "r.html").read_text(), "summary")
+    found = re.search(r"Run 2 versus Baseline: With 200 examples.*?(?=Run \d versus)", summary)
+    assert found and "significant" in found[0] and "not detectable" not in found[0], found
+    assert re.search(r"Run 3 versus Baseline: With 200 examples [^:]*, changes under ~[\d.]+ points are not detectable",
+                     summary)
+    assert "−1.0 points" in summary and not re.search(r"(?<![\w/:.-])-\s?\d", summary), summary
 
 
 def test_without_a_bench_the_floor_is_not_measured(runs: list[Path], tmp_path: Path) -> None:

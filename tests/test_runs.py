@@ -15,8 +15,9 @@ from harness.errors import UserError
 from harness.metrics import compute_metrics
 from harness.runner import evaluate
 from tasks import get_task
+from tenser.cli import flag
 
-PREDICTION_KEYS = {"id", "label", "pred", "probs", "loss", "n_tokens", "truncated", "preview"}
+PREDICTION_KEYS = {"id", "label", "pred", "probs", "loss", "n_tokens", "truncated", "preview", "text_sha"}
 RESULTS_KEYS = {"schema_version", "tenser_version", "created", "task", "model", "scoring", "data", "sample", "metrics",
                 "timings", "runtime"}
 
@@ -30,8 +31,10 @@ def test_prepare_run_dir_creates_and_refuses_non_empty(tmp_path):
     (run_dir / runs.RESULTS).write_text("{}")
     (run_dir / runs.PARTIAL).write_text("")
     (run_dir / "notes.txt").write_text("mine")
-    with pytest.raises(UserError, match=r"is not empty; pass --overwrite or choose another --out"):
+    with pytest.raises(UserError, match=r"is not empty; pass overwrite or choose another out$") as err:
         runs.prepare_run_dir(run_dir, overwrite=False)
+    assert err.value.param == "out"  # the Python name; the CLI prints the flag:
+    assert err.value.speak(flag).endswith("is not empty; pass --overwrite or choose another --out")
     assert (run_dir / runs.RESULTS).exists()
     runs.prepare_run_dir(run_dir, overwrite=True)
     assert sorted(p.name for p in run_dir.iterdir()) == ["notes.txt"]  # only our files go
@@ -162,7 +165,7 @@ def test_evaluate_writes_a_complete_consistent_run_folder(fixture, task_name, re
         assert list(p["probs"]) == list(task.labels) and sum(p["probs"].values()) == pytest.approx(1.0)
         assert p["pred"] == max(p["probs"], key=p["probs"].get)
         assert p["loss"] == pytest.approx(-math.log(p["probs"][p["label"]]))
-        assert p["preview"] == example.text[: runs.PREVIEW_CHARS]
+        assert p["preview"] == example.text[: runs.PREVIEW_CHARS] and p["text_sha"] == runs.text_sha(example.text)
         assert 0 < p["n_tokens"] <= loaded.context_length
         assert p["truncated"] == (p["n_tokens"] == loaded.context_length and len(example.text) > 500)
     assert any(p["truncated"] for p in predictions), "the sample should hold a review longer than the context"
@@ -174,7 +177,7 @@ def test_evaluate_writes_a_complete_consistent_run_folder(fixture, task_name, re
 
 
 def test_a_crash_while_scoring_keeps_the_scored_batches(gpt2, tmp_path, reviews, monkeypatch):
-    from harness import inference as runner
+    from harness import hf_backend as runner
 
     task = get_task("imdb_zeroshot")
     examples, info = load_examples(task, data=str(_csv(tmp_path, reviews)))
@@ -182,7 +185,7 @@ def test_a_crash_while_scoring_keeps_the_scored_batches(gpt2, tmp_path, reviews,
     calls = []
 
     class CrashingScorer:
-        method = real.method
+        method, label_tokens = real.method, real.label_tokens
 
         def score(self, batch):
             calls.append(len(batch))

@@ -12,7 +12,8 @@ import torch
 
 from harness.encoding import Encoded
 from harness.errors import UserError
-from harness.inference import BatchPlan, make_encoder, plan_batches, predict
+from harness.hf_backend import plan_batches
+from harness.inference import BatchPlan, make_encoder, predict
 from harness.models import content_hash, load_model, resolve_device, resolve_dtype
 from harness.scorers import ClassifierScorer, ZeroShotScorer, build_scorer
 from tasks import get_task
@@ -143,7 +144,7 @@ def test_batch_plans():
     assert plan_batches(3, torch.device("cpu")) == BatchPlan(3, None)
     assert BatchPlan(3, None).end(lengths, 3) == 5 and BatchPlan(3, None).halve() == BatchPlan(1, None)
     for bad in (0, -1, "many", 2.5):
-        with pytest.raises(UserError, match="--batch-size"):
+        with pytest.raises(UserError, match="^batch_size"):
             plan_batches(bad, torch.device("cpu"))
 
 
@@ -313,12 +314,12 @@ def test_nan_scores_are_a_user_error(gpt2, monkeypatch):
     encoded = _encode(task, gpt2, ["fine", "bad"])
 
     class NaNScorer:
-        method = "nan"
+        method, label_tokens = "nan", None
 
         def score(self, batch):
             return torch.full((len(batch), 2), float("nan"))
 
-    monkeypatch.setattr("harness.inference.build_scorer", lambda *a: NaNScorer())
+    monkeypatch.setattr("harness.hf_backend.build_scorer", lambda *a: NaNScorer())
     with pytest.raises(UserError, match="NaN/inf scores"):
         predict(task, gpt2, encoded, progress=False)
 
@@ -331,7 +332,7 @@ def test_auto_gpu_budget_backs_off_on_out_of_memory(gpt2, monkeypatch):
     padded = []
 
     class GpuLikeScorer:
-        method = real.method
+        method, label_tokens = real.method, real.label_tokens
 
         def score(self, batch):
             padded.append(len(batch) * max(e.n_tokens for e in batch))
@@ -341,8 +342,8 @@ def test_auto_gpu_budget_backs_off_on_out_of_memory(gpt2, monkeypatch):
 
     auto = plan_batches("auto", torch.device("cuda"))
     assert auto.max_tokens is not None and auto.max_tokens > 0 and auto.max_examples > 0
-    monkeypatch.setattr("harness.inference.plan_batches", lambda *a: auto)
-    monkeypatch.setattr("harness.inference.build_scorer", lambda *a: GpuLikeScorer())
+    monkeypatch.setattr("harness.hf_backend.plan_batches", lambda *a: auto)
+    monkeypatch.setattr("harness.hf_backend.build_scorer", lambda *a: GpuLikeScorer())
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     probs = predict(task, gpt2, encoded, progress=False).probs
     first_fit = next(i for i, p in enumerate(padded) if p <= 40)
@@ -358,7 +359,7 @@ def test_out_of_memory_halves_the_batch(gpt2, monkeypatch):
     sizes = []
 
     class SmallMemoryScorer:
-        method = real.method
+        method, label_tokens = real.method, real.label_tokens
 
         def score(self, batch):
             sizes.append(len(batch))
@@ -366,7 +367,7 @@ def test_out_of_memory_halves_the_batch(gpt2, monkeypatch):
                 raise torch.OutOfMemoryError("CUDA out of memory")
             return real.score(batch)
 
-    monkeypatch.setattr("harness.inference.build_scorer", lambda *a: SmallMemoryScorer())
+    monkeypatch.setattr("harness.hf_backend.build_scorer", lambda *a: SmallMemoryScorer())
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     probs = predict(task, gpt2, encoded, batch_size=8, progress=False).probs
     assert sizes == [6, 4, 2, 2, 2]
