@@ -34,8 +34,10 @@ class FinetuneConfig:
     max_length: int = 512  # tokens per review (cut inside the review, as in evaluation)
     val_fraction: float = 0.1  # carved from the training split, stratified by label
     patience: int = 2  # epochs without a better validation loss before stopping
-    seed: int = 0
+    seed: int = 0  # training: head init, data order, dropout (and the carve unless data_seed)
     limit: int | None = None  # train on a stratified sample of this many examples
+    # Seeds of one recipe (compare --seeds) share the sample and the validation carve: None = `seed`.
+    data_seed: int | None = None
     objective: Literal["classifier", "prompt"] = "classifier"
     device: str = "auto"
     logging_steps: int = 10
@@ -49,6 +51,11 @@ class FinetuneConfig:
     lora_alpha: int = 16  # the adapters' update is scaled by alpha / r
     lora_dropout: float = 0.05
     lora_targets: tuple[str, ...] = ()  # () = the architecture's attention projections
+
+    @property
+    def carve_seed(self) -> int:
+        """The seed of the --limit sample and the validation carve."""
+        return self.seed if self.data_seed is None else self.data_seed
 
     def check(self) -> None:
         """Raise UserError for values no training run can use."""
@@ -78,9 +85,9 @@ class FinetuneConfig:
 
 def split_train_val(examples: list[Example], cfg: FinetuneConfig) -> tuple[list[Example], list[Example]]:
     """Stratified, seeded train/validation carve; both parts must hold every label."""
-    pool = sample_stratified(examples, cfg.limit, cfg.seed)
+    pool = sample_stratified(examples, cfg.limit, cfg.carve_seed)
     n_val = max(len(set(e.label for e in pool)), round(len(pool) * cfg.val_fraction))
-    val = sample_stratified(pool, n_val, cfg.seed + 1)
+    val = sample_stratified(pool, n_val, cfg.carve_seed + 1)
     val_ids = {e.id for e in val}
     train = [e for e in pool if e.id not in val_ids]
     labels = sorted({e.label for e in pool})

@@ -151,7 +151,7 @@ def _no_logits(logits: Any, labels: Any) -> torch.Tensor:
     return first.new_zeros(first.shape[0])
 
 
-def _training_args(output: Path, cfg: FinetuneConfig, device: torch.device) -> Any:
+def _training_args(output: Path, cfg: FinetuneConfig, device: torch.device, keep_all: bool = False) -> Any:
     from transformers import TrainingArguments
 
     cuda = device.type == "cuda"
@@ -160,7 +160,8 @@ def _training_args(output: Path, cfg: FinetuneConfig, device: torch.device) -> A
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size * 2,
         weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_ratio, lr_scheduler_type="linear",
         eval_strategy="epoch", save_strategy="epoch", load_best_model_at_end=True,
-        metric_for_best_model="eval_loss", greater_is_better=False, save_total_limit=cfg.patience + 1,
+        metric_for_best_model="eval_loss", greater_is_better=False,
+        save_total_limit=None if keep_all else cfg.patience + 1,
         train_sampling_strategy="group_by_length", bf16=cuda and torch.cuda.is_bf16_supported(),
         optim="adamw_torch_fused" if cuda else "adamw_torch", use_cpu=device.type == "cpu",
         logging_steps=cfg.logging_steps, logging_first_step=True, report_to="none", seed=cfg.seed,
@@ -195,7 +196,7 @@ def _prepare(model: str, task: Task, cfg: FinetuneConfig, train_data: str | None
 
 def warm_up_estimate(net: Any, tokenizer: Any, train_set: Any, val_set: Any, cfg: FinetuneConfig,
                      device: torch.device, *, yes: bool, n_score: int = 0, what: str = "fine-tune",
-                     hint: str = "{limit} N") -> float:
+                     hint: str = "{limit} N", fine_tunes: int = 1) -> float:
     """Print the plan and a time estimate from a few timed steps on typical batches (see harness.estimate)."""
     if distributed.world().size > 1:  # ranks would disagree on the estimate; the Trainer's bar gives the ETA
         return 0.0
@@ -211,7 +212,7 @@ def warm_up_estimate(net: Any, tokenizer: Any, train_set: Any, val_set: Any, cfg
     total = sum(p.numel() for p in net.parameters())
     plan = estimate.Plan(device=f"{device.type} ({_hardware(device)})", n_train=len(train_set), n_val=len(val_set),
                          epochs=cfg.epochs, batch_size=cfg.batch_size, trainable=trainable_parameters(net),
-                         total=total, n_score=n_score)
+                         total=total, n_score=n_score, fine_tunes=fine_tunes)
     return estimate.report(plan, step_s, score_s, yes=yes, what=what, hint=hint)
 
 
@@ -223,25 +224,27 @@ def _hardware(device: torch.device) -> str:
 
 
 def preflight(model: str, task: Task, cfg: FinetuneConfig, *, train_data: str | None, n_score: int, yes: bool,
-              allow_pickle: bool = False) -> float:
-    """`tenser compare`'s estimate of the whole job before it starts: fine-tuning plus `n_score` scored examples."""
+              allow_pickle: bool = False, fine_tunes: int = 1) -> float:
+    """`tenser compare`'s estimate of the whole job before it starts: `fine_tunes` fine-tunes plus `n_score`
+    scored examples."""
     cfg.check()
     device = resolve_device(cfg.device)
     _, _, _, tokenizer, net, train_set, val_set = _prepare(model, task, cfg, train_data, allow_pickle)
     return warm_up_estimate(net, tokenizer, train_set, val_set, cfg, device, yes=yes, n_score=n_score,
-                            what="compare")  # {limit} is shown as train_limit: compare renames the parameter
+                            what="compare", fine_tunes=fine_tunes)  # {limit}: train_limit, compare renames it
 
 
 @train_folder.holds_lock  # a second fine-tune into the same --output stops instead of deleting this one's
 def finetune(
     model: str, task: Task, output: str | Path, cfg: FinetuneConfig, *, train_data: str | None = None,
     overwrite: bool = False, resume: bool = False, callbacks: tuple[Any, ...] = (), allow_pickle: bool = False,
-    estimate: bool = True, yes: bool = False,
+    estimate: bool = True, yes: bool = False, keep_checkpoints: bool = False,
 ) -> Path:
     """Fine-tune `model` on the task's training split and save a checkpoint folder at `output`.
 
     Under `torchrun`/`accelerate launch` the Trainer trains data-parallel across the processes;
-    rank 0 alone prepares `output` and writes the model, tokenizer and training_log.json.
+    rank 0 alone prepares `output` and writes the model, tokenizer and training_log.json. With
+    `keep_checkpoints`, every epoch's Trainer checkpoint stays in OUTPUT/checkpoints (to score as a curve).
     """
     from transformers import EarlyStoppingCallback, Trainer
 
@@ -262,7 +265,7 @@ def finetune(
     if estimate:  # `estimate=False`: the caller (compare) estimated the whole job already
         warm_up_estimate(net, tokenizer, train_set, val_set, cfg, device, yes=yes)
     trainer = Trainer(
-        model=net, args=_training_args(output, cfg, device), data_collator=Collator(int(tokenizer.pad_token_id)),
+        model=net, args=_training_args(output, cfg, device, keep_checkpoints), data_collator=Collator(int(tokenizer.pad_token_id)),
         train_dataset=train_set, eval_dataset=val_set, processing_class=tokenizer,
         compute_metrics=_validation_metrics(task, tokenizer, net, val, cfg.batch_size * 2),
         preprocess_logits_for_metrics=_no_logits,
@@ -274,7 +277,7 @@ def finetune(
             trainer.train(resume_from_checkpoint=True if resume else None)
         wall = time.perf_counter() - t0
         _save(trainer, tokenizer, output, training_log(trainer, cfg, model, task, info.to_dict(), len(train),
-                                                        len(val), wall, device))
+                                                        len(val), wall, device), keep_checkpoints)
     return output
 
 
@@ -304,7 +307,7 @@ def _quiet_tied_head(net: Any) -> Iterator[None]:
         log.removeFilter(quiet)
 
 
-def _save(trainer: Any, tokenizer: Any, output: Path, log: dict[str, Any]) -> None:
+def _save(trainer: Any, tokenizer: Any, output: Path, log: dict[str, Any], keep_checkpoints: bool = False) -> None:
     """The best model, its tokenizer and training_log.json; checkpoints removed. Every rank calls it,
     rank 0 writes."""
     if not lora.is_peft(trainer.model):
@@ -317,7 +320,8 @@ def _save(trainer: Any, tokenizer: Any, output: Path, log: dict[str, Any]) -> No
     tokenizer.save_pretrained(str(output))
     (output / "training_args.bin").unlink(missing_ok=True)  # a pickle; training_log.json holds the settings
     runs.write_atomic(output / TRAINING_LOG, json.dumps(log, indent=2) + "\n")
-    shutil.rmtree(output / CHECKPOINTS, ignore_errors=True)
+    if not keep_checkpoints:
+        shutil.rmtree(output / CHECKPOINTS, ignore_errors=True)
     model_card.write_card(output)
     print(f"best epoch {log['best_epoch']} (val_loss {log['best_val_loss']:.4f}); saved to {output} with a model "
           f"card (README.md); to publish it: {model_card.upload_command(output)}", file=sys.stderr)

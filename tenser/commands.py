@@ -122,7 +122,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     """Exit 0 when AFTER is non-inferior to BEFORE within --margin, 1 when not (2 on bad input, via UserError)."""
     from reports.gate import gate, summary_line, write_result
 
-    result = gate(args.before, args.after, metric=args.metric, margin=args.margin)
+    result = gate(args.before, *args.after, metric=args.metric, margin=args.margin)
     if args.out:
         write_result(result, args.out)
     print(summary_line(result))
@@ -148,7 +148,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     task = prepare_task(args)
     cfg = dataclasses.asdict(finetune_config(args, args.limit))
     out = api.finetune(args.model, task, output=args.output, data=args.data, overwrite=args.overwrite,
-                       resume=args.resume, allow_pickle=args.allow_pickle, yes=args.yes, **cfg)
+                       resume=args.resume, allow_pickle=args.allow_pickle, yes=args.yes,
+                       keep_checkpoints=args.keep_checkpoints, **cfg)
     from harness import distributed
 
     if distributed.world().main:
@@ -158,19 +159,21 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Score the pretrained model zero-shot, fine-tune (unless given), score again, report."""
-    from harness import api, distributed
+    from harness import api, distributed, recipe
     from harness.evaluation import Options
     from reports import render_report
 
     family = prepare_family(args)
-    done = api.compare(args.model, family, out=args.out, render=render_report, finetuned=args.finetuned,
+    seeds = None if args.seeds is None else recipe.parse_seeds(args.seeds)
+    done = api.compare(args.model, family, out=args.out, render=render_report, finetuned=args.finetuned, seeds=seeds,
                        data=args.data, limit=args.limit, train_limit=args.train_limit, overrides=_overrides(args.overrides),
                        training=finetune_config(args, args.train_limit), title=args.title, yes=args.yes,
                        noise_examples=args.noise_examples, **dataclasses.asdict(Options.from_args(args)))
     if not distributed.world().main:
         return 0
     print(done.pretrained.path)
-    print(done.finetuned.path)
+    for run in done.seeds or (done.finetuned,):
+        print(run.path)
     demo = demo_command(args.model, str(done.checkpoint), family.name, include=args.include, overrides=args.overrides,
                         train_data=args.train_data, trust_metrics=args.trust_metrics)
     print(f"try both models on your own text: {demo}", file=sys.stderr)

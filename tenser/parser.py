@@ -137,7 +137,8 @@ def add_gate(sub: Any) -> None:
     p = sub.add_parser("gate", help="CI regression gate: exit 0 when AFTER is non-inferior to BEFORE, 1 when not",
                        formatter_class=FMT)
     p.add_argument("before", metavar="BEFORE_RUN", help="run folder of the reference (e.g. the released model)")
-    p.add_argument("after", metavar="AFTER_RUN", help="run folder of the candidate, scored on the same examples")
+    p.add_argument("after", metavar="AFTER_RUN", nargs="+", help="run folder of the candidate, scored on the same "
+                   "examples; several (one per training seed) gate on the pooled lower bound across seeds")
     p.add_argument("--metric", default="accuracy", help=" or ".join(metric_catalog.gated()))
     p.add_argument("--margin", type=float, default=0.01, help="largest acceptable drop (0.01 = 1 point)")
     p.add_argument("--out", help="JSON file for the decision (without it, only the summary line is printed)")
@@ -167,6 +168,8 @@ def add_finetune(sub: Any) -> None:
     p.add_argument("--output", required=True, help="folder for the fine-tuned checkpoint")
     p.add_argument("--data", help="local training data (default: the task's Hub dataset, train split)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted fine-tune in --output")
+    p.add_argument("--keep-checkpoints", action="store_true", help="keep every epoch's Trainer checkpoint in "
+                   "OUTPUT/checkpoints (score them with tenser run, then tenser report draws the curve)")
     add_allow_pickle(p)
     add_train_flags(p)
     p.add_argument("--include", action="append", default=[], metavar="FILE",
@@ -188,6 +191,9 @@ def add_compare(sub: Any) -> None:
     p.add_argument("--train-data", help="local training data (default: the task's Hub dataset, train split)")
     p.add_argument("--train-limit", type=int, help="fine-tune on a stratified sample of N training examples")
     p.add_argument("--title", help="report title")
+    p.add_argument("--seeds", metavar="S,S,...", help="fine-tune once per training seed (head init, data order, "
+                   "dropout; same data, validation carve and settings), e.g. 0,1,2; the report pools them "
+                   "(default: one fine-tune with --seed)")
     p.add_argument("--noise-examples", type=int, default=32, metavar="N",
                    help="noise floor: re-score N seeded, stratified test examples with each model in float32 at "
                         "batch size 1 and count the predictions that differ from the run's (OUT/noise.json); 0 = off")

@@ -40,10 +40,11 @@ def test_imported_sees_lazy_imports(tmp_path):
     assert ours(src) == {"harness.cli", "reports.render"}
 
 
-# What reports/ may use of harness: the run-folder contract, its errors, and the numpy-only metrics
-# with the metric catalog (so the report shows and tests metrics exactly as the runs computed them).
+# What reports/ may use of harness: the run-folder contract, its errors, the numpy-only metrics
+# with the metric catalog (so the report shows and tests metrics exactly as the runs computed them),
+# and the numpy/scipy-only seed statistics (one home for the paired SE, alpha, power and z).
 REPORTS_MAY_USE = ("harness.runs", "harness.errors", "harness.metrics", "harness.classifier_metrics",
-                   "harness.metric_catalog")
+                   "harness.metric_catalog", "harness.seed_stats", "harness.seed_power")
 
 
 @pytest.mark.parametrize("path", modules("reports"), ids=lambda p: p.name)
