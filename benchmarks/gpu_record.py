@@ -88,8 +88,8 @@ def bench_figures(folder: Path, params: dict[str, Any], peak_tflops: float) -> t
             # 2 FLOPs per weight per token, useful tokens only (padding is waste); attention's own
             # FLOPs (a few % at IMDB lengths) are left out, so this is a lower bound.
             flops = 2 * params["non_embedding"] * r["tokens"] / tenser["seconds"]
-            tenser["model_tflops"] = round(flops / 1e12, 3)
-            tenser["share_of_peak"] = round(flops / (peak_tflops * 1e12), 5)
+            tenser["model_tflops"] = float(f"{flops / 1e12:.4g}")
+            tenser["share_of_peak"] = float(f"{flops / (peak_tflops * 1e12):.4g}")
             lines.append(f"- {r['task']}: {flops / 1e12:.3g} model TFLOP/s, "
                          f"{flops / (peak_tflops * 1e12):.3g} of {peak_tflops:.0f} TFLOP/s (2 x non-embedding "
                          f"parameters x tokens, attention left out)")

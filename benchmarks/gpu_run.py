@@ -140,7 +140,7 @@ def chosen(names: list[str]) -> list[Step]:
     wanted = [n for name in names or ["all"] for n in GROUPS.get(name, [name])]
     unknown = [n for n in wanted if n not in by_name]
     if unknown:
-        raise SystemExit(f"gpu.sh: unknown step {', '.join(unknown)}; give all, {', '.join(GROUPS)} or steps of: "
+        raise SystemExit(f"gpu.sh: unknown step {', '.join(unknown)}; give {', '.join(GROUPS)} or steps of: "
                          f"{' '.join(by_name)}")
     if "build" not in wanted:
         wanted.insert(0, "build")
