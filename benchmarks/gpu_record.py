@@ -91,7 +91,7 @@ def bench_figures(folder: Path, params: dict[str, Any], peak_tflops: float) -> t
             tenser["model_tflops"] = float(f"{flops / 1e12:.4g}")
             tenser["share_of_peak"] = float(f"{flops / (peak_tflops * 1e12):.4g}")
             lines.append(f"- {r['task']}: {flops / 1e12:.3g} model TFLOP/s, "
-                         f"{flops / (peak_tflops * 1e12):.3g} of {peak_tflops:.0f} TFLOP/s (2 x non-embedding "
+                         f"{100 * flops / (peak_tflops * 1e12):.3g}% of {peak_tflops:.0f} TFLOP/s (2 x non-embedding "
                          f"parameters x tokens, attention left out)")
     md = (folder / "bench.md").read_text() if (folder / "bench.md").is_file() else ""
     return saved, md + "\n".join(lines)
