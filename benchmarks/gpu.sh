@@ -15,9 +15,10 @@
 # ASSETS (default .gpu, git-ignored; filled by benchmarks/gpu_prepare.sh, small enough to carry)
 # holds models/gpt2-tokenizer/ and imdb/{test,train}.parquet; the GPT-2-shaped models are built
 # where this runs (500 MB, too big to carry) into WORK (default /tmp/tenser-gpu).
-# Sizes shrink for a dry run on a CPU (tests/test_gpu_script.py does this):
-#   DEVICE=cpu LIMIT=16 BASE_LIMIT=8 TRAIN_EXAMPLES=8 TRAIN_LIMIT=40 GPT2_LAYERS=2 GPT2_WIDTH=32 \
-#   GPT2_HEADS=2 GPT2_POSITIONS=128 bash benchmarks/gpu.sh all
+# Sizes shrink for a dry run on a CPU (tests/test_gpu_script.py does this; MIN_SCALE=0 ignores the
+# H200 time each step expects):
+#   DEVICE=cpu LIMIT=24 BASE_LIMIT=8 TRAIN_EXAMPLES=8 TRAIN_LIMIT=40 GPT2_LAYERS=2 GPT2_WIDTH=32 \
+#   GPT2_HEADS=2 GPT2_POSITIONS=512 MIN_SCALE=0 bash benchmarks/gpu.sh all
 # Others: EPOCHS (3), NOISE_EXAMPLES, SHOTS_LIMIT, SKIP (steps not to run), MIN_SCALE (scales each step's expected H200
 # seconds), PEAK_TFLOPS (790), PYTHON (python3: the GPU image has python3 only).
 set -uo pipefail
