@@ -1,69 +1,32 @@
 #!/usr/bin/env bash
-# The GPU figures of BENCHMARKS.md, in steps that should each fit a 10-minute command:
+# Every GPU figure of BENCHMARKS.md in one command that stops cleanly before a deadline:
 #
-#   bash benchmarks/gpu.sh scoring    # 25k test reviews, both tasks: Tenser (mixed) vs seed style vs one at a time
-#   bash benchmarks/gpu.sh variants   # Tenser alone in bfloat16, float32, and mixed + torch.compile
-#   bash benchmarks/gpu.sh finetune   # one-epoch throughput both ways, then the 3-epoch fine-tune on 25k train
+#   bash benchmarks/gpu.sh all        # every step below, in this priority order
+#   bash benchmarks/gpu.sh scoring    # build, scoring (25k test reviews, both tasks, Tenser's GPU default),
+#                                     #   baselines (all ways on a seeded BASE_LIMIT subset, agreement check)
+#   bash benchmarks/gpu.sh variants   # dtype_bf16, dtype_fp32, dtype_tf32, dtype_mixed, compile
+#   bash benchmarks/gpu.sh finetune   # train_throughput (one epoch both ways), finetune (EPOCHS, or as many as fit)
+#   bash benchmarks/gpu.sh STEP...    # any steps, in the order given; `all` adds noise, fewshot, fewshot_no_prefix_cache
 #
-# ASSETS (default .gpu, git-ignored, small enough to carry to a GPU machine) holds copies of
-# ../shared's tools/build_gpt2_small.py, models/gpt2-tokenizer/ and data/imdb/*.parquet (as
-# imdb/); the GPT-2-shaped models are built there on first use (500 MB: too big to carry).
-# Results go to OUT (default gpu-out). LIMIT, DEVICE, EPOCHS and TRAIN_LIMIT shrink the job for
-# a dry run on a CPU, e.g.
-#   ASSETS=a OUT=o LIMIT=24 DEVICE=cpu EPOCHS=1 TRAIN_LIMIT=64 bash benchmarks/gpu.sh finetune
+# Figures go to OUT (default gpu-out) as each step ends: summary.md, results.json, log.txt. A step
+# starts only if it can finish before DEADLINE_S seconds (default 540) from the start; each runs
+# under a time limit, so a kill leaves the figures of the steps before it.
+#
+# ASSETS (default .gpu, git-ignored; filled by benchmarks/gpu_prepare.sh, small enough to carry)
+# holds models/gpt2-tokenizer/ and imdb/{test,train}.parquet; the GPT-2-shaped models are built
+# where this runs (500 MB, too big to carry) into WORK (default /tmp/tenser-gpu).
+# Sizes shrink for a dry run on a CPU (tests/test_gpu_script.py does this; MIN_SCALE=0 ignores the
+# H200 time each step expects):
+#   DEVICE=cpu LIMIT=24 BASE_LIMIT=8 TRAIN_EXAMPLES=8 TRAIN_LIMIT=40 GPT2_LAYERS=2 GPT2_WIDTH=32 \
+#   GPT2_HEADS=2 GPT2_POSITIONS=512 MIN_SCALE=0 bash benchmarks/gpu.sh all
+# Others: EPOCHS (3), NOISE_EXAMPLES, SHOTS_LIMIT, SKIP (steps not to run), MIN_SCALE (scales each step's expected H200
+# seconds), PEAK_TFLOPS (790), PYTHON (python3: the GPU image has python3 only).
 set -uo pipefail
-A=${ASSETS:-.gpu}
-O=${OUT:-gpu-out}
-N=${LIMIT:-25000}
-DEV=${DEVICE:-cuda}
-EPOCHS=${EPOCHS:-3}
-TRAIN_LIMIT=${TRAIN_LIMIT:-}
-FT=${FT_DIR:-/tmp/tenser-ft}  # the checkpoint stays out of OUT (too big to bring back)
-export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=true
-mkdir -p "$O"
-PY=${PYTHON:-python3}  # the GPU image has python3 only
-tenser() { "$PY" -m tenser "$@"; }
-models=(--model "$A/gpt2-small" --classifier "$A/gpt2-small-clf" --data "$A/imdb/test.parquet" --limit "$N"
-        --device "$DEV")
-status=0
-
-if [ ! -d "$A/gpt2-small" ]; then
-    "$PY" "$A/tools/build_gpt2_small.py" "$A/gpt2-small" || exit 1
-fi
-if [ ! -d "$A/gpt2-small-clf" ]; then  # the same body with a (random) two-label head, for the classifier task
-    "$PY" - "$A" <<'PY' || exit 1
-import sys
-from transformers import AutoTokenizer, GPT2ForSequenceClassification
-a = sys.argv[1]
-GPT2ForSequenceClassification.from_pretrained(
-    f"{a}/gpt2-small", num_labels=2, id2label={0: "negative", 1: "positive"},
-    label2id={"negative": 0, "positive": 1}, pad_token_id=50256).save_pretrained(f"{a}/gpt2-small-clf")
-AutoTokenizer.from_pretrained(f"{a}/gpt2-small").save_pretrained(f"{a}/gpt2-small-clf")
-PY
-fi
-
-case "${1:-}" in
-scoring)
-    (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true) > "$O/hardware.txt" 2>&1
-    tenser bench "${models[@]}" --dtype mixed --out "$O/bench-mixed" || status=1
-    ;;
-variants)
-    tenser bench "${models[@]}" --ways tenser --dtype bfloat16 --out "$O/bench-bf16" || status=1
-    tenser bench "${models[@]}" --ways tenser --dtype float32 --out "$O/bench-fp32" || status=1
-    tenser bench "${models[@]}" --ways tenser --dtype mixed --compile --out "$O/bench-compile" || status=1
-    ;;
-finetune)
-    tenser bench --model "$A/gpt2-small" --data "$A/imdb/test.parquet" --limit 16 --ways tenser \
-        --train-data "$A/imdb/train.parquet" --finetune-examples 2000 --device "$DEV" --out "$O/bench-train" || status=1
-    start=$(date +%s)
-    tenser finetune --model "$A/gpt2-small" --output "$FT" --data "$A/imdb/train.parquet" --device "$DEV" \
-        --epochs "$EPOCHS" ${TRAIN_LIMIT:+--limit "$TRAIN_LIMIT"} --overwrite || status=1
-    echo "finetune wall seconds: $(( $(date +%s) - start ))" | tee "$O/finetune-wall.txt"
-    cp "$FT/training_log.json" "$O/training_log.json" 2>/dev/null || true
-    ;;
-*)
-    echo "usage: bash benchmarks/gpu.sh scoring|variants|finetune" >&2
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=true
+export PYTHON=${PYTHON:-python3}
+if [ $# -eq 0 ]; then
+    sed -n '2,/^set /p' "$0" | sed '$d' >&2
     exit 2
-    ;;
-esac
-exit $status
+fi
+exec "$PYTHON" benchmarks/gpu_run.py "$@"

@@ -35,7 +35,7 @@ from demo.predictors import Predictor
 from demo.sample_reviews import SAMPLE_REVIEWS
 from harness.backends.base import Backend, load_backend
 from harness.backends.model_kinds import checkpoint_kind, model_kind
-from harness.errors import UserError
+from harness.errors import UserError, renamed_params
 from tasks import Task, get_family, get_task
 from tasks.fields import input_columns
 from tasks.kinds import get_kind, kind_for_model
@@ -197,11 +197,13 @@ def serve(
     zeroshot = family.task("zeroshot", **(overrides or {}))
     finetuned_task = family.task(kind_for_model(checkpoint_kind(finetuned, strict=False)).name, **(overrides or {}))
     print(f"loading pretrained model {pretrained} ({zeroshot.name}) …", file=sys.stderr)
-    pre = load_backend(pretrained, model_kind(zeroshot), device=device, dtype=dtype, allow_pickle=allow_pickle,
-                       task=zeroshot.name)
+    with renamed_params({"model": "pretrained"}):  # loading speaks of `model`; the demo has two models
+        pre = load_backend(pretrained, model_kind(zeroshot), device=device, dtype=dtype, allow_pickle=allow_pickle,
+                           task=zeroshot.name)
     print(f"loading fine-tuned model {finetuned} ({finetuned_task.name}) …", file=sys.stderr)
-    fin = load_backend(finetuned, model_kind(finetuned_task), device=device, dtype=dtype, allow_pickle=allow_pickle,
-                       task=finetuned_task.name)
+    with renamed_params({"model": "finetuned"}):
+        fin = load_backend(finetuned, model_kind(finetuned_task), device=device, dtype=dtype,
+                           allow_pickle=allow_pickle, task=finetuned_task.name)
     app = build_app(pre, fin, pretrained_task=zeroshot, finetuned_task=finetuned_task, train_data=train_data,
                     seed=seed)
     if host not in LOCAL_HOSTS:

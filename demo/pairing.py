@@ -13,6 +13,7 @@ from pathlib import Path
 
 from harness.backends.loading import content_hash, is_classifier
 from harness.backends.model_kinds import architectures
+from harness.data.embedded import is_embedded
 from harness.errors import UserError
 
 
@@ -26,7 +27,7 @@ def check_pair(pretrained: str, finetuned: str) -> None:
         raise UserError(f"--pretrained {pretrained}: is a classifier checkpoint ({', '.join(pre)}), but --pretrained "
                         f"is scored zero-shot and needs a causal LM; pass this folder as --finetuned")
     fin = architectures(finetuned)
-    trained = (Path(finetuned).expanduser() / "training_log.json").is_file()
+    trained = not is_embedded(finetuned) and (Path(finetuned).expanduser() / "training_log.json").is_file()
     if fin is not None and not is_classifier(fin) and not trained:
         print(f"warning: --finetuned {finetuned} is a causal LM with no training_log.json (not saved by tenser "
               f"finetune); it is scored zero-shot like --pretrained", file=sys.stderr)

@@ -19,6 +19,7 @@ root, the `tenser` package (the CLI and `tenser.compare`/`tenser.report`), passe
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,7 +28,7 @@ from harness import distributed
 from harness.backends.base import require_hf
 from harness.backends.model_kinds import checkpoint_kind
 from harness.errors import UserError, renamed_params
-from harness.recipes import noise_check
+from harness.recipes import noise_check, seed_runs
 from harness.recipes.evaluation import Options, score_model, settings_suffix
 from harness.store import compare_folder
 from harness.store.runs import Run
@@ -44,17 +45,21 @@ class Render(Protocol):
     """Writes one HTML page from run folders, the baseline first (`reports.render_report` is one)."""
 
     def __call__(self, run_dirs: list[str | Path], out: Path, *, title: str | None = None,
-                 noise: Path | None = None) -> str | Path: ...
+                 noise: Path | None = None, validation: Path | None = None) -> str | Path: ...
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """A before/after job: the pretrained model's run, the fine-tuned model's, the checkpoint and report."""
+    """A before/after job: the pretrained model's run, the fine-tuned model's, the checkpoint and report
+    (with several training seeds: the first seed's, and every seed's in `seeds` and `checkpoints`)."""
 
     pretrained: Run
     finetuned: Run
     checkpoint: Path
     report: Path | None  # None without a `render`, and on ranks other than 0
+    seeds: tuple[Run, ...] = ()  # every seed's fine-tuned run, in the order of `seeds`
+    checkpoints: tuple[Path, ...] = ()
+    validation: dict[str, Any] | None = None  # the validation check (seed_runs.validation_check); None with finetuned
 
 
 def resolve_task(task: str | Task, overrides: dict[str, str] | None = None) -> Task:
@@ -86,62 +91,75 @@ def training_config(options: dict[str, Any]) -> FinetuneConfig:
 
 def finetune(model: str, task: str | Task = "imdb_classifier", *, output: str | Path, data: str | None = None,
              overwrite: bool = False, resume: bool = False, allow_pickle: bool = False, yes: bool = False,
-             **config: Any) -> Path:
-    """Fine-tune `model` on the task's train split; return the checkpoint folder (`output`)."""
+             keep_checkpoints: bool = False, **config: Any) -> Path:
+    """Fine-tune `model` on the task's train split; return the checkpoint folder (`output`). With
+    `keep_checkpoints`, each epoch's Trainer checkpoint stays in OUTPUT/checkpoints."""
     from harness.training import trainer
 
     return trainer.finetune(model, resolve_task(task), output, training_config(config), train_data=data,
-                             overwrite=overwrite, resume=resume, allow_pickle=allow_pickle, yes=yes)
+                             overwrite=overwrite, resume=resume, allow_pickle=allow_pickle, yes=yes,
+                             keep_checkpoints=keep_checkpoints)
 
 
 def compare(model: str, task: str | Task | Family = "imdb", *, out: str | Path, finetuned: str | None = None,
             data: str | None = None, limit: int | None = None, train_limit: int | None = None,
             overrides: dict[str, str] | None = None, training: FinetuneConfig | None = None, title: str | None = None,
             yes: bool = False, render: Render | None = None, noise_examples: int = noise_check.DEFAULT_EXAMPLES,
-            **options: Any) -> Comparison:
-    """The before/after job for a task family: score `model` zero-shot, fine-tune it (unless
-    `finetuned` is given), score the checkpoint, measure the noise floor on `noise_examples` of the
-    test examples (OUT/noise.json, `harness.recipes.noise_check`; 0 = off); with `render`, write OUT/report.html."""
+            seeds: Sequence[int] | None = None, **options: Any) -> Comparison:
+    """The before/after job for a task family: fine-tune `model` (unless `finetuned` is given; once per
+    training seed in `seeds`) and check it against `model` on the validation carve, score `model`
+    zero-shot and each checkpoint on the test examples, measure the noise floor on `noise_examples`
+    of them (OUT/noise.json, `harness.recipes.noise_check`; 0 = off); with `render`, write OUT/report.html."""
     opts = Options.of(options)
     if not isinstance(noise_examples, int) or noise_examples < 0:
         raise UserError(f"{{noise_examples}} {noise_examples!r}: give 0 (off) or a positive number of examples",
                         param="noise_examples")
+    chosen = seed_runs.check_seeds(seeds, finetuned=finetuned)
     family = task if isinstance(task, Family) else get_family(task.name if isinstance(task, Task) else task)
     cfg = dataclasses.replace(training or FinetuneConfig(seed=opts.seed, device=opts.device), limit=train_limit)
     zeroshot = family.task("zeroshot", **(overrides or {}))
     train_task = family.task(kind_for_objective(cfg.objective).name, **(overrides or {}))
+    configs = seed_runs.seed_configs(cfg, chosen)
     out = Path(out)
     w = distributed.init()
     with compare_folder.locked(out):  # a second compare into OUT stops here
         state = _open_compare(model, zeroshot, train_task, cfg, out, finetuned=finetuned, data=data, limit=limit,
-                              opts=opts, yes=yes)
+                              opts=opts, yes=yes, seeds=chosen)
         opts = dataclasses.replace(opts, overwrite=not state.resumed)  # a resumed compare keeps its run folders
-        before = _scored(state, [zeroshot], model, f"pretrained__{zeroshot.name}", data=data, limit=limit, opts=opts)
+        checkpoints, validation = [Path(finetuned)] if finetuned else [], None
         if finetuned is None:
             require_hf(model, "fine-tuning (compare without finetuned=)")
             state.mark("fine-tuning")
-            finetuned = _finetuned(model, train_task, cfg, state, opts)
-        kind = checkpoint_kind(finetuned)
-        after_task = family.task(kind_for_model(kind).name, **(overrides or {}))
+            checkpoints = [_finetuned(model, train_task, c, state, opts, len(configs)) for c in configs]
+            state.mark("the validation check")  # before any test number
+            validation = _validation(state, model, zeroshot, train_task, configs[0], checkpoints, opts)
+        state.mark("pretrained scoring")
+        before = _scored(state, [zeroshot], model, f"pretrained__{zeroshot.name}", data=data, limit=limit, opts=opts)
         state.mark("fine-tuned scoring")
-        after = _scored(state, [after_task], finetuned, f"finetuned__{after_task.name}", data=data, limit=limit,
-                        opts=opts)
+        afters = []
+        for i, checkpoint in enumerate(checkpoints):
+            after_task = family.task(kind_for_model(checkpoint_kind(str(checkpoint))).name, **(overrides or {}))
+            stem = compare_folder.seed_folders(configs[i].seed, len(configs))[1] if finetuned is None else "finetuned"
+            afters.append(_scored(state, [after_task], str(checkpoint), f"{stem}__{after_task.name}", data=data,
+                                  limit=limit, opts=opts))
         state.mark("the noise floor")
         noise = distributed.on_main(lambda: noise_check.measure(
-            out, [(before, model), (after, str(finetuned))], data=data, split=opts.split, limit=limit, seed=opts.seed,
-            n=noise_examples, device=opts.device, allow_pickle=opts.allow_pickle))
+            out, [(before, model), *((a, str(c)) for a, c in zip(afters, checkpoints))], data=data,
+            split=opts.split, limit=limit, seed=opts.seed, n=noise_examples, device=opts.device,
+            allow_pickle=opts.allow_pickle))
         state.mark("the report")
-        page = Path(render([before, after], out / "report.html", title=title, noise=noise)) if render and w.main \
-            else None
-        if w.main:  # the checkpoint's card gets the test split and the change (comparison.json, with the report)
-            model_card.add_test_results(Path(finetuned), after, before, out / "comparison.json")
+        page = Path(render([before, *afters], out / "report.html", title=title, noise=noise,
+                           validation=out / seed_runs.VALIDATION if validation else None)) if render and w.main else None
+        for after, checkpoint in zip(afters, checkpoints) if w.main else []:  # each card gets its test results
+            model_card.add_test_results(checkpoint, after, before, out / "comparison.json")
         state.mark("done")
-    return Comparison(_opened(before), _opened(after), Path(finetuned), page)
+    runs_after = tuple(_opened(a) for a in afters)
+    return Comparison(_opened(before), runs_after[0], checkpoints[0], page, runs_after, tuple(checkpoints), validation)
 
 
 def _open_compare(model: str, zeroshot: Task, train_task: Task, cfg: FinetuneConfig, out: Path, *,
                   finetuned: str | None, data: str | None, limit: int | None, opts: Options,
-                  yes: bool) -> compare_folder.CompareFolder:
+                  yes: bool, seeds: tuple[int, ...] | None) -> compare_folder.CompareFolder:
     """OUT opened fresh (after the plan and time estimate) or resumed; its settings recorded in compare.json."""
     from harness.data.examples import load_examples
     from harness.training import trainer
@@ -152,17 +170,35 @@ def _open_compare(model: str, zeroshot: Task, train_task: Task, cfg: FinetuneCon
         with renamed_params(COMPARE_TRAIN_PARAMS):
             train_content = load_examples(train_task, data=opts.train_data, split=train_task.train_split)[1].fingerprint
     scoring = {"data": data, "split": opts.split, "limit": limit, "seed": opts.seed, "dtype": opts.dtype,
-               "train_data": opts.train_data, "select_on": opts.select_on, "val_limit": opts.val_limit}
+               "train_data": opts.train_data, "select_on": opts.select_on, "val_limit": opts.val_limit,
+               **({"seeds": list(seeds)} if seeds is not None else {})}  # one seed keys as before --seeds
     key = compare_folder.settings(model, finetuned=finetuned, task=zeroshot.to_dict(), scoring=scoring,
                                  training=cfg if finetuned is None else None,
                                  fingerprints=(info.fingerprint, train_content))
-    state = distributed.on_main(lambda: compare_folder.open_folder(out, key, overwrite=opts.overwrite))
-    if finetuned is None and not state.resumed:  # the plan and a time estimate before anything runs
+    k = len(seeds or [cfg.seed]) if finetuned is None else 0
+    state = distributed.on_main(lambda: compare_folder.open_folder(
+        out, key, overwrite=opts.overwrite, seeds=tuple(seeds or [cfg.seed]) if k else ()))
+    if finetuned is None and not state.resumed:  # the plan and a time estimate (all K fine-tunes) before anything
         with renamed_params(COMPARE_TRAIN_PARAMS):
-            trainer.preflight(model, train_task, cfg, train_data=opts.train_data, n_score=2 * len(test), yes=yes,
-                               allow_pickle=opts.allow_pickle)
-    state.mark("pretrained scoring")
+            trainer.preflight(model, train_task, cfg, train_data=opts.train_data, n_score=(1 + k) * len(test),
+                               yes=yes, allow_pickle=opts.allow_pickle, fine_tunes=k)
     return state
+
+
+def _validation(state: compare_folder.CompareFolder, model: str, zeroshot: Task, train_task: Task,
+                cfg: FinetuneConfig, checkpoints: list[Path], opts: Options) -> dict[str, Any]:
+    """The validation check (seed_runs.validation_check), reused when a resumed compare recorded it."""
+    def check() -> dict[str, Any]:
+        done = state.recorded("validation")
+        with renamed_params(COMPARE_TRAIN_PARAMS):
+            record = done or seed_runs.validation_check(
+                model, zeroshot, train_task, cfg, checkpoints, train_data=opts.train_data, device=opts.device,
+                dtype=opts.dtype, batch_size=opts.batch_size, allow_pickle=opts.allow_pickle)
+        seed_runs.write_validation(state.out, record)
+        state.mark("the validation check", validation=record)
+        return record
+
+    return distributed.on_main(check)
 
 
 def _scored(state: compare_folder.CompareFolder, tasks: list[Task], model: str, name: str, *, data: str | None,
@@ -176,19 +212,21 @@ def _scored(state: compare_folder.CompareFolder, tasks: list[Task], model: str, 
 
 
 def _finetuned(model: str, task: Task, cfg: FinetuneConfig, state: compare_folder.CompareFolder,
-               opts: Options) -> str:
-    """OUT/finetuned: a finished fine-tune reused, an interrupted one resumed, else trained afresh."""
+               opts: Options, seeds: int) -> Path:
+    """OUT/finetuned (OUT/finetuned-seedS for one of several seeds): a finished fine-tune reused, an
+    interrupted one resumed, else trained afresh."""
     from harness.training import trainer
 
-    output = state.out / "finetuned"
+    output = state.out / compare_folder.seed_folders(cfg.seed, seeds)[0]
     step = distributed.on_main(lambda: state.finetune_step(output))
     if step == "reuse":
-        return str(output)
+        return output
     with renamed_params(COMPARE_TRAIN_PARAMS):
         trainer.finetune(model, task, output, cfg, train_data=opts.train_data, allow_pickle=opts.allow_pickle,
                           estimate=False, overwrite=step == "fresh", resume=step == "resume")
     distributed.barrier()  # rank 0 has written the checkpoint
-    return str(output)
+    state.mark("fine-tuning")  # this seed's phase is recorded
+    return output
 
 
 def _opened(run_dir: Path) -> Run:

@@ -6,6 +6,11 @@ lower bound is above -margin, i.e. after is at worst `margin` below before at 95
 guidance). Accuracy uses the paired normal interval of `reports.power` (Miller 2024); macro F1
 uses the paired bootstrap of `reports.stats`. Runs must pair example by example
 (`reports.comparison.pairing_problem`); otherwise the gate refuses with a UserError (exit 2).
+
+Several AFTER runs (fine-tunes of one recipe that differ in the training seed) gate on the pooled
+lower bound across seeds: the 95% interval of `harness.metrics.seed_stats.seed_gains` for the recipe's
+expected accuracy change, which counts seed-to-seed and test-sampling variation (a t-interval over
+seeds below 20 seeds). The gate passes when that lower bound is above -margin. Accuracy only.
 """
 
 from __future__ import annotations
@@ -15,8 +20,11 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from harness.errors import UserError
-from harness.metrics import catalog
+from harness.metrics import catalog as catalog
+from harness.metrics.seed_stats import seed_gains
 from harness.store.runs import write_atomic
 from reports.comparison import compare
 from reports.power import paired_difference
@@ -39,6 +47,7 @@ class GateResult:
     margin: float
     passed: bool
     method: str
+    seeds: int = 1  # AFTER runs pooled (one per training seed)
 
 
 def check_metric(metric: str) -> None:
@@ -50,11 +59,14 @@ def check_metric(metric: str) -> None:
         raise UserError(f"--metric {metric!r} is not gated.{hint} Known: {', '.join(known)}")
 
 
-def gate(before: str | Path, after: str | Path, *, metric: str = "accuracy", margin: float = 0.01) -> GateResult:
-    """Paired non-inferiority of `after` against `before` on `metric` (higher is better)."""
+def gate(before: str | Path, after: str | Path, *more: str | Path, metric: str = "accuracy",
+         margin: float = 0.01) -> GateResult:
+    """Paired non-inferiority of `after` (pooled with `more` seeds) against `before` on `metric`."""
     check_metric(metric)
     if not 0 <= margin < 1:
         raise UserError(f"--margin {margin}: give the largest acceptable drop as a fraction in [0, 1), e.g. 0.01")
+    if more:
+        return _pooled(before, [after, *more], metric, margin)
     base, other = load_runs([before, after])
     comp = compare(base, other)
     if comp.reason is not None or comp.other_pred is None:
@@ -69,6 +81,26 @@ def gate(before: str | Path, after: str | Path, *, metric: str = "accuracy", mar
                       float(other.metrics[metric]), estimate, low, high, margin, low > -margin, catalog.gated()[metric])
 
 
+def _pooled(before: str | Path, afters: list[str | Path], metric: str, margin: float) -> GateResult:
+    """The gate on the pooled lower bound of several seeds' accuracy change."""
+    if catalog.get(metric).gate != "paired normal":
+        raise UserError(f"--metric {metric}: several AFTER runs gate on accuracy only; pass --metric accuracy or "
+                        f"one AFTER run")
+    if len({Path(a).resolve() for a in afters}) < len(afters):
+        raise UserError("AFTER_RUN: a run folder repeats; give each seed's run once")
+    runs = load_runs([before, *afters])
+    base, correct = runs[0], []
+    for other, path in zip(runs[1:], afters):
+        comp = compare(base, other)
+        if comp.reason is not None or comp.other_pred is None:
+            raise UserError(f"cannot gate {path} against {before}: {comp.reason}")
+        correct.append(comp.other_pred == base.gold)
+    g = seed_gains(baseline=base.correct, finetuned=np.array(correct))
+    return GateResult(metric, str(before), ", ".join(map(str, afters)), g.n, g.baseline,
+                      float(np.mean(g.accuracies)), g.mean, g.low, g.high, margin, g.low > -margin,
+                      f"pooled over {g.seeds} seeds: {g.method}", g.seeds)
+
+
 def summary_line(r: GateResult) -> str:
     """The one line the gate prints.
 
@@ -77,7 +109,8 @@ def summary_line(r: GateResult) -> str:
     'gate accuracy: after - before = +0.0100 (n = 200), 95% lower bound -0.0438 vs -0.0100: FAIL (not shown non-inferior)'
     """
     verdict = "PASS (non-inferior)" if r.passed else "FAIL (not shown non-inferior)"
-    return (f"gate {r.metric}: after - before = {r.estimate:+.4f} (n = {r.n:,}), 95% lower bound {r.lower:+.4f} "
+    pooled = f", mean of {r.seeds} seeds, pooled" if r.seeds > 1 else ""
+    return (f"gate {r.metric}: after - before = {r.estimate:+.4f} (n = {r.n:,}{pooled}), 95% lower bound {r.lower:+.4f} "
             f"vs {-r.margin:+.4f}: {verdict}")
 
 

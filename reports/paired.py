@@ -54,10 +54,12 @@ def _who(run: Any) -> dict[str, str]:
     return {"role": run.role, "name": run.name, "path": str(run.path)}
 
 
-def write_comparison(records: list[dict[str, Any]], report: Path) -> Path:
-    """Save the records as comparison.json in the report's folder and return its path."""
+def write_comparison(records: list[dict[str, Any]], report: Path, extra: dict[str, Any] | None = None) -> Path:
+    """Save the records (and `extra` sections: seeds, leaderboard, validation) as comparison.json in the
+    report's folder and return its path."""
     target = report.with_name(COMPARISON_FILE)
-    write_atomic(target, json.dumps({"comparisons": records}, indent=2, ensure_ascii=False) + "\n")
+    body = {"comparisons": records, **(extra or {})}
+    write_atomic(target, json.dumps(body, indent=2, ensure_ascii=False) + "\n")
     return target
 
 

@@ -26,11 +26,9 @@ from statistics import NormalDist
 
 import numpy as np
 
+from harness.metrics.seed_power import ALPHA, POWER
+from harness.metrics.seed_stats import Z95, paired_se
 from reports.formatting import signed
-
-Z95 = 1.959963984540054
-ALPHA = 0.05
-POWER = 0.80
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,7 @@ def paired_difference(first: np.ndarray, second: np.ndarray) -> PairedDifference
     d = y - x
     ddof = 1 if n > 1 else 0
     var_x, var_y = float(x.var(ddof=ddof)), float(y.var(ddof=ddof))
-    se = math.sqrt(float(d.var(ddof=ddof)) / n) if n else 0.0
+    se = paired_se(d)
     unpaired = math.sqrt((var_x + var_y) / n) if n else 0.0
     corr = None
     if var_x > 0 and var_y > 0:

@@ -7,6 +7,7 @@ missing template variable fails loudly instead of printing nothing. No model is 
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,8 +20,11 @@ from harness.metrics.catalog import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from harness.store.runs import write_atomic
 from reports import charts, example_tables, paired, prompts, recalibration, secondary, sections
 from reports.comparison import compare, findings, headline_rows
+from reports.leaderboard import checkpoint_curve, leaderboard
 from reports.manifest import manifest
 from reports.noise import NoiseFloor, describe, load_noise
+from reports.seeds import recipe_seeds
+from reports.seeds import section as seed_section
 from reports.sources import LoadedRun, load_runs
 from reports.stats import EXACT_BELOW
 
@@ -34,21 +38,40 @@ def render_report(
     baseline: str | Path | None = None,
     title: str | None = None,
     noise: str | Path | None = None,
+    validation: str | Path | None = None,
 ) -> Path:
     """Render run folders into one self-contained HTML file at `out` and return its path.
 
     `noise` is a bench.json whose agreement check sets the noise floor of every change, or the noise.json
-    a compare measured (`reports.noise`); the
-    paired numbers of each comparison are also written to comparison.json next to the page.
+    a compare measured (`reports.noise`); `validation` the validation.json of a compare's validation check
+    (pretrained vs fine-tuned on the fine-tune's validation carve). The paired numbers of each comparison,
+    the pooled seed figures, the leaderboard and the validation check are also written to comparison.json.
     """
     runs = load_runs(list(run_dirs), baseline)
     context = build_context(runs, title=title, floors=load_noise(noise))
+    context["validation"] = load_validation(validation)
     html = environment().get_template("report.html.j2").render(**context)
     target = _target(Path(out))
     write_atomic(target, html)
     if len(runs) > 1:
-        paired.write_comparison(context["paired_records"], target)
+        extra = {"seeds": context["seeds"]["record"] if context["seeds"] else None,
+                 "leaderboard": context["leaderboard"]["record"] if context["leaderboard"] else None,
+                 "validation": context["validation"]}
+        paired.write_comparison(context["paired_records"], target, {k: v for k, v in extra.items() if v})
     return target
+
+
+def load_validation(path: str | Path | None) -> dict[str, Any] | None:
+    """A compare's validation.json (`harness.recipes.seed_runs`), or None."""
+    if path is None:
+        return None
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: unreadable validation check ({exc}); rerun the compare") from None
+    if not isinstance(record, dict) or "pretrained" not in record:
+        raise UserError(f"{path}: not a Tenser validation check (no pretrained accuracy); rerun the compare")
+    return record
 
 
 def environment() -> jinja2.Environment:
@@ -77,6 +100,7 @@ def build_context(runs: list[LoadedRun], *, title: str | None = None,
     """Everything the template shows, as formatted plain data and base64 charts."""
     base = runs[0]
     comparisons = [compare(base, r) for r in runs[1:]]
+    grouped = recipe_seeds(comparisons)
     records = [paired.record(c, floors or {}) for c in comparisons]
     calibration = sections.calibration(runs)
     length = sections.by_length(runs)
@@ -91,6 +115,10 @@ def build_context(runs: list[LoadedRun], *, title: str | None = None,
         "findings": prompts.sensitivity_findings(sensitivity) + findings(runs, comparisons) + paired.findings(records)
         + _zeroshot_findings(runs),
         "paired_records": records,
+        "validation": None,
+        "seeds": seed_section(grouped) if grouped else None,
+        "leaderboard": leaderboard(comparisons),
+        "checkpoint_curve": checkpoint_curve(runs[1:]),
         "paired": paired.rows(records),
         "noise_measured": bool(floors),
         "noise_note": describe(floors) if floors else "",

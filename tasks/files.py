@@ -21,8 +21,11 @@ from tasks.registry import _REGISTRY, Task, TaskError, register_task, task_from_
 _INCLUDED: dict[Path, list[str]] = {}  # each file's tasks, so a second include is a no-op
 
 
-def include_file(path: str | Path) -> list[Task]:
-    """Register the tasks defined in a Python, TOML or JSON file (once); return its tasks."""
+def include_file(path: str | Path, *, trust_metrics: bool = False) -> list[Task]:
+    """Register the tasks defined in a Python, TOML or JSON file (once); return its tasks.
+
+    A TOML/JSON file runs no code: its `metrics` (evaluate modules, which are code) need `trust_metrics`.
+    """
     path = Path(path).expanduser()
     if not path.is_file():
         raise TaskError(f"--include {path}: no such file")
@@ -33,16 +36,21 @@ def include_file(path: str | Path) -> list[Task]:
     if path.suffix == ".py":
         runpy.run_path(str(path), run_name=f"tenser_include_{path.stem}")
     elif path.suffix in (".toml", ".json"):
-        _register_declarative(path)
+        _register_declarative(path, trust_metrics)
     else:
         raise TaskError(f"--include {path}: expected a .py, .toml or .json file")
     _INCLUDED[key] = sorted(set(_REGISTRY) - before)
     return [_REGISTRY[n] for n in _INCLUDED[key]]
 
 
-def _register_declarative(path: Path) -> None:
+def _register_declarative(path: Path, trust_metrics: bool) -> None:
     try:
-        data = tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise TaskError(f"--include {path}: not UTF-8 text (byte {exc.object[exc.start]:#x} at position {exc.start}); "
+                        f"save it as UTF-8") from None
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise TaskError(f"--include {path}: not valid {path.suffix[1:].upper()}: {exc}") from None
     if isinstance(data, dict) and ("task" in data or "family" in data):
@@ -50,6 +58,11 @@ def _register_declarative(path: Path) -> None:
     else:
         tables = {"task": _entries(data, path), "family": []}
     where = f"--include {path}"
+    for entry in [] if trust_metrics else tables["task"] + tables["family"]:
+        if entry.get("metrics"):
+            raise TaskError(f"{where}: task {entry.get('name')!r} names metrics {entry['metrics']!r}, evaluate modules "
+                            f"whose code would run, and a TOML/JSON task file runs no code; pass --trust-metrics "
+                            f"(include_file(..., trust_metrics=True)) if you trust them, or drop metrics")
     for entry in tables["task"]:
         register_task(task_from_dict(_local(entry, path), where))
     for entry in tables["family"]:

@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tasks import kinds
 from tasks.fields import input_columns, placeholders
+from tasks.fieldtypes import as_tuples, describe, fits, shown
 
 TaskKind = Literal["zeroshot", "classifier"]  # the rows of `tasks.kinds.KINDS`
 KINDS: tuple[str, ...] = tuple(kinds.KINDS)
 Calibration = Literal["none", "contextual", "pmi"]
 CALIBRATIONS: tuple[str, ...] = typing.get_args(Calibration)
 TRUNCATION_SIDES = ("left", "right")
+# Sizes past any real classification task: each label is scored for every review (and drawn in the report's
+# confusion matrix), and a label word is a word or two, so larger ones are mistakes that would hang or overflow.
+MAX_LABELS = 1000
+MAX_LABEL_WORD_CHARS = 100
 
 
 class TaskError(ValueError):
@@ -80,6 +86,8 @@ class Task:
     metrics: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        for name, hint in _hints().items():  # a list given for a tuple field is the same data; keep tasks hashable
+            object.__setattr__(self, name, as_tuples(getattr(self, name), hint))
         check_task(self)
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,12 +98,17 @@ class Task:
 def check_task(task: Task) -> None:
     """Raise TaskError naming the first field that makes `task` unusable."""
     where = f"task {task.name!r}"
+    for name, hint in _hints().items():
+        if not fits(value := getattr(task, name), hint):
+            raise TaskError(f"{where}: {name} = {shown(value)} must be {describe(hint)}")
     if not task.name or not task.name.replace("_", "").replace("-", "").isalnum():
         raise TaskError(f"{where}: name must be letters, digits, '_' or '-'")
     if task.kind not in KINDS:
         raise TaskError(f"{where}: kind {task.kind!r} is not one of {', '.join(KINDS)}")
     if len(task.labels) < 2 or len(set(task.labels)) != len(task.labels):
         raise TaskError(f"{where}: labels must be at least two distinct names, got {task.labels!r}")
+    if len(task.labels) > MAX_LABELS:
+        raise TaskError(f"{where}: {len(task.labels)} labels; at most {MAX_LABELS} (each is scored for every input)")
     if task.truncation_side not in TRUNCATION_SIDES:
         raise TaskError(f"{where}: truncation_side {task.truncation_side!r} must be 'left' or 'right'")
     if task.max_tokens is not None and task.max_tokens < 8:
@@ -130,6 +143,12 @@ def _foreign_fields_set(task: Task) -> list[str]:
     return [name for name in kinds.fields_of_other_kinds(task.kind) if getattr(task, name) != defaults[name]]
 
 
+@functools.cache
+def _hints() -> dict[str, Any]:
+    """Each Task field's type hint, read from the record itself (so a new field is checked too)."""
+    return typing.get_type_hints(Task)
+
+
 def _check_prompt(task: Task, where: str) -> None:
     names = placeholders(task.prompt)
     if not names or "" in names:
@@ -146,6 +165,9 @@ def _check_prompt(task: Task, where: str) -> None:
         raise TaskError(
             f"{where}: needs one label word per label ({len(task.labels)}), got {task.label_words!r}"
         )
+    if long := [w for w in task.label_words if len(w) > MAX_LABEL_WORD_CHARS]:
+        raise TaskError(f"{where}: label word {long[0][:12]!r}... is {len(long[0])} characters; at most "
+                        f"{MAX_LABEL_WORD_CHARS} (a label word is the answer's first word or two)")
     if any(not w.strip() for w in task.label_words) or len(set(task.label_words)) != len(task.label_words):
         raise TaskError(f"{where}: label words must be distinct and not blank, got {task.label_words!r}")
     if task.prompt != task.prompt.rstrip() and any(w[:1].isspace() for w in task.label_words):
@@ -188,7 +210,7 @@ def list_tasks() -> list[Task]:
 def get_task(name: str, /, **overrides: Any) -> Task:
     """The task called `name`, with fields replaced by `overrides` (strings are coerced)."""
     if name not in _REGISTRY:
-        raise TaskError(_unknown("task", name, sorted(_REGISTRY)))
+        raise TaskError(_unknown("task", name, sorted(_REGISTRY)) + " (a task from a file needs --include FILE)")
     task = _REGISTRY[name]
     if not overrides:
         return task
@@ -235,10 +257,7 @@ def task_from_dict(entry: dict[str, Any], where: str = "task") -> Task:
     for key in entry:
         if key not in known:
             raise TaskError(f"{where}: " + _unknown("task field", key, sorted(known)))
-    hints = typing.get_type_hints(Task)
-    values = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if typing.get_origin(hints[k]) is tuple
-              and isinstance(v, (list, tuple)) else v for k, v in entry.items()}
     try:
-        return Task(**values)  # type: ignore[arg-type]  # checked by Task.__post_init__
-    except TypeError as exc:
+        return Task(**entry)  # checked, types included, by Task.__post_init__
+    except (TypeError, TaskError) as exc:
         raise TaskError(f"{where}: {exc}") from None

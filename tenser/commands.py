@@ -28,10 +28,14 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
 
 def prepare_task(args: argparse.Namespace) -> Any:
     """Register --include files and return the task with -T overrides applied."""
-    from tasks import get_task, include_file
+    from tasks import get_family, get_task, include_file, list_families, list_tasks
 
     for path in args.include:
-        include_file(path)
+        include_file(path, trust_metrics=getattr(args, "trust_metrics", False))
+    if args.task in {f.name for f in list_families()} and args.task not in {t.name for t in list_tasks()}:
+        family = get_family(args.task)
+        raise UserError(f"--task {args.task} is a task family; `tenser {args.command}` takes one of its tasks: "
+                        f"--task {family.zeroshot} or --task {family.classifier}")
     return get_task(args.task, **_overrides(args.overrides))
 
 
@@ -40,7 +44,7 @@ def prepare_family(args: argparse.Namespace) -> Any:
     from tasks import get_family, include_file
 
     for path in args.include:
-        include_file(path)
+        include_file(path, trust_metrics=getattr(args, "trust_metrics", False))
     return get_family(args.task)
 
 
@@ -68,7 +72,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         print(convert_file(args.from_lm_eval), end="")
         return 0
     for path in args.include:
-        include_file(path)
+        include_file(path, trust_metrics=True)  # listing loads no metric module
     for task in list_tasks():
         print(f"{task.name:<24} {task.kind:<11} {task.dataset or '(--data)':<24} {task.description}")
     print("\nfamilies (tenser compare/bench/demo --task NAME):")
@@ -119,8 +123,9 @@ def cmd_gate(args: argparse.Namespace) -> int:
     """Exit 0 when AFTER is non-inferior to BEFORE within --margin, 1 when not (2 on bad input, via UserError)."""
     from reports.gate import gate, summary_line, write_result
 
-    result = gate(args.before, args.after, metric=args.metric, margin=args.margin)
-    write_result(result, args.out)
+    result = gate(args.before, *args.after, metric=args.metric, margin=args.margin)
+    if args.out:
+        write_result(result, args.out)
     print(summary_line(result))
     return 0 if result.passed else 1
 
@@ -144,7 +149,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     task = prepare_task(args)
     cfg = dataclasses.asdict(finetune_config(args, args.limit))
     out = api.finetune(args.model, task, output=args.output, data=args.data, overwrite=args.overwrite,
-                       resume=args.resume, allow_pickle=args.allow_pickle, yes=args.yes, **cfg)
+                       resume=args.resume, allow_pickle=args.allow_pickle, yes=args.yes,
+                       keep_checkpoints=args.keep_checkpoints, **cfg)
     from harness import distributed
 
     if distributed.world().main:
@@ -155,30 +161,39 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Score the pretrained model zero-shot, fine-tune (unless given), score again, report."""
     from harness import api, distributed
+    from harness.recipes import seed_runs
     from harness.recipes.evaluation import Options
     from reports import render_report
 
     family = prepare_family(args)
-    done = api.compare(args.model, family, out=args.out, render=render_report, finetuned=args.finetuned,
+    seeds = None if args.seeds is None else seed_runs.parse_seeds(args.seeds)
+    done = api.compare(args.model, family, out=args.out, render=render_report, finetuned=args.finetuned, seeds=seeds,
                        data=args.data, limit=args.limit, train_limit=args.train_limit, overrides=_overrides(args.overrides),
                        training=finetune_config(args, args.train_limit), title=args.title, yes=args.yes,
                        noise_examples=args.noise_examples, **dataclasses.asdict(Options.from_args(args)))
     if not distributed.world().main:
         return 0
     print(done.pretrained.path)
-    print(done.finetuned.path)
-    print(f"try both models on your own text: {demo_command(args.model, str(done.checkpoint), family.name)}",
-          file=sys.stderr)
+    for run in done.seeds or (done.finetuned,):
+        print(run.path)
+    demo = demo_command(args.model, str(done.checkpoint), family.name, include=args.include, overrides=args.overrides,
+                        train_data=args.train_data, trust_metrics=args.trust_metrics)
+    print(f"try both models on your own text: {demo}", file=sys.stderr)
     print(done.report)
     return 0
 
 
-def demo_command(pretrained: str, finetuned: str, task: str = "imdb") -> str:
-    """The `tenser demo` command line for two models on a task family."""
+def demo_command(pretrained: str, finetuned: str, task: str = "imdb", *, include: list[str] | None = None,
+                 overrides: list[str] | None = None, train_data: str | None = None, trust_metrics: bool = False) -> str:
+    """The `tenser demo` command line for two models on a task family, with the task files and -T it needs."""
     import shlex
 
-    line = f"tenser demo --pretrained {shlex.quote(pretrained)} --finetuned {shlex.quote(str(finetuned))}"
-    return line + (f" --task {shlex.quote(task)}" if task != "imdb" else "")
+    argv = ["tenser", "demo", "--pretrained", pretrained, "--finetuned", str(finetuned)]
+    argv += ["--task", task] if task != "imdb" else []
+    argv += [arg for path in include or [] for arg in ("--include", path)]
+    argv += [arg for pair in overrides or [] for arg in ("-T", pair)]
+    argv += ["--train-data", train_data] if train_data else []  # few-shot demonstrations come from it
+    return shlex.join(argv + (["--trust-metrics"] if trust_metrics else []))
 
 
 # The quickstart: the whole before/after job on what the package carries (no Hub, no GPU), sized for a
@@ -193,11 +208,17 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     """`tenser compare` on the embedded model and IMDB sample; prints the command it runs."""
     import shlex
 
+    from harness.training.estimate import TooLong
     from tenser.parser import build_parser
 
-    argv = ["compare", *QUICKSTART, "--out", args.out, *(["--overwrite"] if args.overwrite else [])]
+    argv = ["compare", *QUICKSTART, "--out", args.out, *(["--overwrite"] if args.overwrite else []),
+            *(["--yes"] if args.yes else [])]
     print(f"running: tenser {shlex.join(argv)}", file=sys.stderr, flush=True)
-    return cmd_compare(build_parser().parse_args(argv))
+    try:
+        return cmd_compare(build_parser().parse_args(argv))
+    except TooLong as exc:  # its sizes are already the smallest that teach anything: only --yes is left to say
+        raise UserError(f"{exc}".split(";")[0].replace("this compare", "the quickstart") + " (README: about 7 min on "
+                        "2 idle cores; is the CPU busy?); run `tenser quickstart --yes` to go ahead anyway") from None
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

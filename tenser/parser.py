@@ -42,9 +42,10 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps (auto: cuda > mps > cpu)")
     add_precision(p)
     p.add_argument("--include", action="append", default=[], metavar="FILE",
-                   help="register tasks from a .py/.toml/.json file (runs the file's code)")
+                   help="register tasks from a .py/.toml/.json file (a .py file runs its code)")
     p.add_argument("-T", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a task field, e.g. -T max_tokens=512")
+    add_trust_metrics(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output folder")
     p.add_argument("--no-cache", action="store_true", help="score every example again instead of reusing cached "
                                                           "scores ($TENSER_CACHE, default ~/.cache/tenser)")
@@ -72,6 +73,12 @@ def add_family(p: argparse.ArgumentParser) -> None:
                    help="register tasks from a .py/.toml/.json file (a .py file runs its code)")
     p.add_argument("-T", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a task field, e.g. -T calibration=contextual")
+    add_trust_metrics(p)
+
+
+def add_trust_metrics(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trust-metrics", action="store_true", help="let a TOML/JSON task file's `metrics` load its "
+                                                               "evaluate modules, which run code")
 
 
 def add_allow_pickle(p: argparse.ArgumentParser) -> None:
@@ -130,10 +137,11 @@ def add_gate(sub: Any) -> None:
     p = sub.add_parser("gate", help="CI regression gate: exit 0 when AFTER is non-inferior to BEFORE, 1 when not",
                        formatter_class=FMT)
     p.add_argument("before", metavar="BEFORE_RUN", help="run folder of the reference (e.g. the released model)")
-    p.add_argument("after", metavar="AFTER_RUN", help="run folder of the candidate, scored on the same examples")
+    p.add_argument("after", metavar="AFTER_RUN", nargs="+", help="run folder of the candidate, scored on the same "
+                   "examples; several (one per training seed) gate on the pooled lower bound across seeds")
     p.add_argument("--metric", default="accuracy", help=" or ".join(catalog.gated()))
     p.add_argument("--margin", type=float, default=0.01, help="largest acceptable drop (0.01 = 1 point)")
-    p.add_argument("--out", default="gate.json", help="JSON file for the decision")
+    p.add_argument("--out", help="JSON file for the decision (without it, only the summary line is printed)")
 
 
 def add_plan(sub: Any) -> None:
@@ -160,10 +168,15 @@ def add_finetune(sub: Any) -> None:
     p.add_argument("--output", required=True, help="folder for the fine-tuned checkpoint")
     p.add_argument("--data", help="local training data (default: the task's Hub dataset, train split)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted fine-tune in --output")
+    p.add_argument("--keep-checkpoints", action="store_true", help="keep every epoch's Trainer checkpoint in "
+                   "OUTPUT/checkpoints (score them with tenser run, then tenser report draws the curve)")
     add_allow_pickle(p)
     add_train_flags(p)
-    p.add_argument("--include", action="append", default=[], metavar="FILE")
-    p.add_argument("-T", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
+    p.add_argument("--include", action="append", default=[], metavar="FILE",
+                   help="register tasks from a .py/.toml/.json file (a .py file runs its code)")
+    p.add_argument("-T", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a task field, e.g. -T max_tokens=512")
+    add_trust_metrics(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --output")
     add_yes(p)
 
@@ -178,6 +191,9 @@ def add_compare(sub: Any) -> None:
     p.add_argument("--train-data", help="local training data (default: the task's Hub dataset, train split)")
     p.add_argument("--train-limit", type=int, help="fine-tune on a stratified sample of N training examples")
     p.add_argument("--title", help="report title")
+    p.add_argument("--seeds", metavar="S,S,...", help="fine-tune once per training seed (head init, data order, "
+                   "dropout; same data, validation carve and settings), e.g. 0,1,2; the report pools them "
+                   "(default: one fine-tune with --seed)")
     p.add_argument("--noise-examples", type=int, default=32, metavar="N",
                    help="noise floor: re-score N seeded, stratified test examples with each model in float32 at "
                         "batch size 1 and count the predictions that differ from the run's (OUT/noise.json); 0 = off")
@@ -192,6 +208,7 @@ def add_quickstart(sub: Any) -> None:
                                           "bundled IMDB reviews, sized for a CPU (a few minutes)", formatter_class=FMT)
     p.add_argument("--out", default="runs/quickstart", help="folder for run folders, the checkpoint and report.html")
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
+    add_yes(p)
 
 
 def add_bench(sub: Any) -> None:
@@ -247,7 +264,7 @@ def add_train_flags(p: argparse.ArgumentParser, *, limit: bool = True) -> None:
     g.add_argument("--epochs", type=int, default=d.epochs, help="maximum epochs")
     g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay")
     g.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio, help="share of steps warming up")
-    g.add_argument("--max-length", type=int, default=d.max_length, help="tokens per training review")
+    g.add_argument("--max-length", type=int, default=d.max_length, help="tokens per training text")
     g.add_argument("--val-fraction", type=float, default=d.val_fraction, help="validation share carved from train")
     g.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs")
     g.add_argument("--train-layers", type=int, default=d.train_layers, metavar="K",

@@ -59,12 +59,12 @@ def printer():
     return callback
 training._epoch_printer = printer
 import harness.store.compare_folder as compare_state
-real_mark = compare_folder.CompareFolder.mark
-def mark(self, now):
-    real_mark(self, now)
+real_mark = compare_state.CompareFolder.mark
+def mark(self, now, **record):
+    real_mark(self, now, **record)
     if phase == "report" and now == "the report":  # before the report is rendered
         stop_here()
-compare_folder.CompareFolder.mark = mark
+compare_state.CompareFolder.mark = mark
 from tenser.cli import main
 raise SystemExit(main(sys.argv[1:]))
 """
@@ -151,13 +151,17 @@ def test_kill_9_in_each_phase_then_the_same_command_finishes_like_an_uninterrupt
     assert main(args) == 0
     err = capsys.readouterr().err
     assert f"resuming the compare in {out} (it stopped during {phase.replace('report', 'the report')})" in err
-    expected = {"pretrained scoring": [False], "fine-tuning": [True]}.get(phase, [])  # resume=..., else reused
+    # Fine-tuning (and the validation check) come before any test scoring, so only a kill while
+    # fine-tuning leaves a fine-tune to resume; later phases reuse it.
+    expected = {"fine-tuning": [True]}.get(phase, [])  # resume=..., else reused
     assert [c["resume"] for c in calls] == expected
     if run:  # the killed run folder resumed from its partial predictions
         reused = runs.load_run(out / "runs" / run)[0]["runtime"]["reused"]
         assert reused["resumed"] >= 4 and reused["resumed"] + reused["cached"] + reused["scored"] == 24
+    if phase != "fine-tuning":
+        assert "reusing the finished fine-tune" in err
     if phase in ("fine-tuned scoring", "report"):
-        assert "reusing the finished fine-tune" in err and f"{BEFORE}: reusing the finished run" in err
+        assert f"{BEFORE}: reusing the finished run" in err
     _assert_same_compare(out, reference)
 
 

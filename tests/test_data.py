@@ -85,8 +85,8 @@ def test_aclimdb_style_folder(tmp_path):
     assert load_examples(TASK, data=str(root / "test"))[0] == examples
     full = _acl_folder(tmp_path / "full", split="train", names=("positive", "negative"))
     assert len(load_examples(TASK, data=str(full), split="train")[0]) == 4
-    with pytest.raises(UserError, match="expected a folder per label"):
-        load_examples(TASK, data=str(tmp_path / "full"))  # no test split and no label folders
+    with pytest.raises(UserError, match=r"no split 'test' \(splits: train\); pass split train"):
+        load_examples(TASK, data=str(tmp_path / "full"))  # no test split, and the splits it has are named
     (root / "test" / "neg" / "bad.txt").write_bytes(b"caf\xe9")
     with pytest.raises(UserError, match="bad.txt: not UTF-8"):
         load_examples(TASK, data=str(root))

@@ -404,3 +404,55 @@ def test_embedded_imdb_sample(split: str) -> None:
     assert [index[e.id] for e in sample] == sorted(index[e.id] for e in sample), "not in data order"
     again, _ = load_examples(task, data="embedded:imdb", split=split, limit=10)
     assert again == sample
+
+
+# 7. issue 24 item 12: a corrupt cached conversion is redone; a killed conversion's temp folder is cleaned ---------
+
+
+def test_a_corrupt_converted_model_in_the_cache_is_converted_again(as_embedded: Path, converted: tuple[Path, dict],
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from safetensors import safe_open
+
+    shutil.copytree(converted[0], as_embedded)
+    weights = as_embedded / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # torn, with its provenance record in place
+    assert model_path("embedded:tiny") == str(as_embedded)
+    err = capsys.readouterr().err
+    assert f"the converted model in {as_embedded} is corrupt" in err and "converting it again" in err
+    with safe_open(str(weights), framework="pt") as f:
+        assert list(f.keys())
+    from harness.backends.loading import load_model
+
+    assert load_model("embedded:tiny", "causal_lm", device="cpu").info["name_or_path"] == "embedded:tiny"
+
+
+def test_stale_conversion_temp_folders_are_removed_and_live_ones_kept(as_embedded: Path, converted: tuple[Path, dict]
+                                                                      ) -> None:
+    import os
+    import time
+
+    shutil.copytree(converted[0], as_embedded)
+    parent = as_embedded.parent
+    dead = parent / ".tiny-0.0.1-99999999-abc"  # a pid above any Linux pid_max: its converter is gone
+    old = parent / ".tiny-0.0.1-k3j4h5"  # no pid in the name: old enough to be abandoned
+    live = parent / f".tiny-0.0.1-{os.getpid()}-xyz"  # a converter still running
+    for folder in (dead, old, live):
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"x" * 1000)
+    hours_ago = time.time() - 3 * 3600
+    os.utime(old, (hours_ago, hours_ago))
+    assert model_path("embedded:tiny", progress=False) == str(as_embedded)
+    assert sorted(p.name for p in parent.iterdir()) == sorted([as_embedded.name, live.name])
+
+
+def test_the_plain_embedded_lm_as_the_demos_finetuned_model_is_warned_about(
+        as_embedded: Path, converted: tuple[Path, dict], gpt2_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 24 item 10: a never-fine-tuned LM named `embedded:NAME` is read through its converted folder."""
+    from demo.pairing import check_pair
+    from harness.backends.model_kinds import checkpoint_kind
+
+    shutil.copytree(converted[0], as_embedded)
+    check_pair(str(gpt2_dir), "embedded:tiny")
+    assert "warning: --finetuned embedded:tiny is a causal LM with no training_log.json" in capsys.readouterr().err
+    with pytest.raises(UserError, match="not a fine-tuned classifier"):
+        checkpoint_kind("embedded:tiny")

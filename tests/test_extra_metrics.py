@@ -57,3 +57,38 @@ def test_hub_metric_offline_is_one_line(gpt2_dir: Path, data_csv: Path, tmp_path
     assert "cannot load the evaluate module 'matthews_correlation' from the Hub" in err[-1]
     assert "pass -T metrics=./matthews_correlation" in err[-1]
     assert not list(tmp_path.glob("*/predictions.jsonl"))  # refused before scoring
+
+
+def _metric_task_file(tmp_path: Path, module: str, name: str) -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(f'name = "{name}"\nkind = "zeroshot"\nlabels = ["negative", "positive"]\n'
+                    f'prompt = "Review: {{text}}\\nSentiment:"\nlabel_words = [" negative", " positive"]\n'
+                    f'metrics = ["{module}"]\n')
+    return path
+
+
+def test_toml_task_file_metrics_run_no_code_without_trust_metrics(gpt2_dir: Path, data_csv: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """README: TOML/JSON task files are plain data and run no code, so a metrics module needs --trust-metrics."""
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('code ran')\n")
+    path = _metric_task_file(tmp_path, str(evil), "evil_task")
+    argv = ["run", "--model", str(gpt2_dir), "--data", str(data_csv), "--out", str(tmp_path / "o"), "--device",
+            "cpu", "--include", str(path), "--task", "evil_task"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(evil) in err[0] and "--trust-metrics" in err[0] and str(path) in err[0]
+    assert not marker.exists() and not (tmp_path / "o").exists()
+    assert main(["tasks", "--include", str(path)]) == 0 and "evil_task" in capsys.readouterr().out  # listing runs nothing
+    assert not marker.exists()
+
+
+def test_trust_metrics_lets_a_task_file_name_a_metric_module(gpt2_dir: Path, data_csv: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    path = _metric_task_file(tmp_path, MODULE, "trusted_task")
+    assert main(["run", "--model", str(gpt2_dir), "--data", str(data_csv), "--out", str(tmp_path / "o"), "--device",
+                 "cpu", "--include", str(path), "--task", "trusted_task", "--trust-metrics"]) == 0
+    results, _ = load_run(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(results["extra_metrics"]) == {MODULE}

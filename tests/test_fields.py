@@ -18,7 +18,8 @@ from harness.scoring import calibration
 from harness.scoring.encoding import Encoder
 from harness.scoring.fewshot import with_demonstrations
 from harness.store import cache
-from harness.training.data import FinetuneConfig, encode_examples
+from harness.training.config import FinetuneConfig
+from harness.training.data import encode_examples
 from tasks import Task, TaskError, register_family
 from tasks.families import classifier_twin
 from tasks.fields import input_columns, placeholders, render

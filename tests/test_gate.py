@@ -96,3 +96,17 @@ def test_bad_flags_are_exit_2(before: Path, tmp_path: Path, flags: list[str], na
 def test_missing_run_folder_is_exit_2(before: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _gate([str(before), str(tmp_path / "nope"), "--out", str(tmp_path / "g.json")], capsys)
     assert code == 2 and "nope" in err
+
+
+def test_gate_without_out_writes_nothing_and_leaves_an_existing_gate_json(
+        before: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 24 item 14: no --out, no file: ./gate.json from another check is not silently overwritten."""
+    same = flip_run(before, tmp_path / "same", wrong=0)
+    work = tmp_path / "ci"
+    work.mkdir()
+    (work / "gate.json").write_text('{"mine": true}\n')
+    monkeypatch.chdir(work)
+    code, out, _ = _gate([str(before), str(same)], capsys)
+    assert code == 0 and "PASS" in out
+    assert (work / "gate.json").read_text() == '{"mine": true}\n' and sorted(p.name for p in work.iterdir()) == [
+        "gate.json"]

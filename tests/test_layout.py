@@ -16,7 +16,7 @@ OURS = ("tasks", "harness", "reports", "demo", "tenser")
 
 
 def imported(path: Path) -> set[str]:
-    """Every module `path` imports, at any depth: `from harness import runs` yields harness.runs."""
+    """Every module `path` imports, at any depth: `from harness import runs` yields harness.store.runs."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
@@ -40,10 +40,11 @@ def test_imported_sees_lazy_imports(tmp_path):
     assert ours(src) == {"harness.cli", "reports.render"}
 
 
-# What reports/ may use of harness: the run-folder contract, its errors, and the numpy-only metrics
-# with the metric catalog (so the report shows and tests metrics exactly as the runs computed them).
+# What reports/ may use of harness: the run-folder contract, its errors, the numpy-only metrics
+# with the metric catalog (so the report shows and tests metrics exactly as the runs computed them),
+# and the numpy/scipy-only seed statistics (one home for the paired SE, alpha, power and z).
 REPORTS_MAY_USE = ("harness.store.runs", "harness.errors", "harness.metrics.classification", "harness.metrics.reviewer",
-                   "harness.metrics.catalog")
+                   "harness.metrics.catalog", "harness.metrics.seed_stats", "harness.metrics.seed_power")
 
 
 @pytest.mark.parametrize("path", modules("reports"), ids=lambda p: p.name)

@@ -70,7 +70,7 @@ def test_wheel_carries_the_sample_and_the_templates(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in ("tasks/data/imdb_sample/train.parquet", "tasks/data/imdb_sample/test.parquet",
                  "tasks/data/imdb_sample/PROVENANCE.md", "reports/templates/report.html.j2",
-                 "harness/embedded.py"):
+                 "harness/backends/embedded.py"):
         assert name in names, f"{name} missing from {wheel.name}"
     assert not any(n.startswith("tests/") for n in names)
     modules = {n for n in names if n.endswith(".py")}

@@ -112,16 +112,16 @@ def test_device_and_dtype_resolution():
     assert resolve_device("cpu") == torch.device("cpu")
     if expected == "cpu":
         assert resolve_dtype("auto", torch.device("cpu")) == (torch.float32, None)
-        with pytest.raises(UserError, match="--device cuda: no CUDA GPU"):
+        with pytest.raises(UserError, match="device cuda: no CUDA GPU"):
             resolve_device("cuda")
     assert resolve_dtype("bfloat16", torch.device("cpu")) == (torch.bfloat16, None)
     assert resolve_dtype("float16", torch.device("cpu")) == (torch.float16, None)
     assert resolve_dtype("mixed", torch.device("cpu")) == (torch.float32, torch.bfloat16)
-    with pytest.raises(UserError, match="--dtype mixed: supported on cpu and cuda, not mps"):
+    with pytest.raises(UserError, match="dtype mixed: supported on cpu and cuda, not mps"):
         resolve_dtype("mixed", torch.device("mps"))
-    with pytest.raises(UserError, match="--device 'tpu': choose one of auto, cpu, cuda, mps"):
+    with pytest.raises(UserError, match="device 'tpu': choose one of auto, cpu, cuda, mps"):
         resolve_device("tpu")
-    with pytest.raises(UserError, match="--dtype 'fp32': choose one of auto, mixed, float32"):
+    with pytest.raises(UserError, match="dtype 'fp32': choose one of auto, mixed, float32"):
         resolve_dtype("fp32", torch.device("cpu"))
 
 

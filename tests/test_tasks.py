@@ -273,3 +273,63 @@ def test_every_registered_task_runs_end_to_end(name, tmp_path, gpt2_dir, make_cl
     assert {p["pred"] for p in predictions} <= set(task.labels)
     for p in predictions:
         assert sum(p["probs"].values()) == pytest.approx(1.0)
+
+
+# --- field types from task files (issue 24, item 4) ------------------------------------------
+
+_TYPED_BASE = {"name": "typed", "kind": "zeroshot", "labels": ["neg", "pos"], "dataset": "me/d",
+               "prompt": "T: {text}\nA:", "label_words": [" neg", " pos"]}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("name", 5, "a string"),
+        ("prompt", 7, "a string"),
+        ("label_words", 3, "a list of strings"),
+        ("label_words", [1, 2], "a list of strings"),
+        ("max_tokens", 512.0, "a whole number or none"),
+        ("max_tokens", True, "a whole number or none"),
+        ("shots", 2.0, "a whole number"),
+        ("labels", "np", "a list of strings"),
+        ("content_free", "N/A", "a list of strings"),
+        ("chat_template", "false", "true or false"),
+        ("variants", ["T2 {text}:", " n", " p"], "a list of lists of strings"),
+        ("kind", 1, "one of 'zeroshot', 'classifier'"),
+    ],
+)
+def test_task_file_fields_are_type_checked_naming_field_value_and_type(tmp_path, field, value, expected):
+    path = tmp_path / f"typed_{field}.json"
+    path.write_text(json.dumps({**_TYPED_BASE, field: value}))
+    with pytest.raises(TaskError) as err:
+        include_file(path)
+    msg = str(err.value)
+    assert str(path) in msg and f"{field} = {value!r}" in msg and f"must be {expected}" in msg
+    assert "\n" not in msg
+
+
+def test_toml_chat_template_string_is_refused_but_the_cli_override_still_coerces(tmp_path):
+    path = tmp_path / "chat.toml"
+    path.write_text('name = "chat_typed"\nkind = "zeroshot"\nlabels = ["a", "b"]\ndataset = "d"\n'
+                    'prompt = "{text} =>"\nlabel_words = [" a", " b"]\nchat_template = "false"\n')
+    with pytest.raises(TaskError, match="chat_template = 'false' must be true or false"):
+        include_file(path)
+    assert get_task("imdb_zeroshot", chat_template="false").chat_template is False
+    assert get_task("imdb_zeroshot", chat_template="true").chat_template is True
+
+
+def test_python_tasks_are_type_checked_too_and_lists_become_tuples():
+    with pytest.raises(TaskError, match=r"labels = 'np' must be a list of strings"):
+        _zeroshot("py_typed", labels="np")
+    task = _zeroshot("py_typed", labels=["neg", "pos"], label_words=[" neg", " pos"])  # a list is a list
+    assert task.labels == ("neg", "pos") and isinstance(task.label_words, tuple) and hash(task)
+
+
+def test_non_utf8_task_file_is_one_line_naming_the_file(tmp_path, capsys):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('name = "caf\xe9"\nkind = "classifier"\nlabels = ["a", "b"]\n'.encode("latin-1"))
+    with pytest.raises(TaskError, match=r"latin1.toml: not UTF-8 text .*save it as UTF-8"):
+        include_file(path)
+    assert main(["tasks", "--include", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err

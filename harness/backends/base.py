@@ -157,8 +157,8 @@ def prefix_of(name: str) -> str:
         known = sorted(p for p in _BACKENDS if p)
         near = difflib.get_close_matches(prefix, known, n=1)
         hint = f" Did you mean {near[0]}:?" if near else ""
-        raise UserError(f"--model {name}: no backend has the prefix {prefix}:.{hint} Known: "
-                        f"{', '.join(p + ':' for p in known)}, or a Hub id or model folder")
+        raise UserError(f"{{model}} {name}: no backend has the prefix {prefix}:.{hint} Known: "
+                        f"{', '.join(p + ':' for p in known)}, or a Hub id or model folder", param="model")
     return prefix
 
 

@@ -26,6 +26,7 @@ from harness.data.embedded import PREFIX, lookup
 from harness.errors import UserError, first_line
 
 PROVENANCE = "tenser_embedded.json"  # written last: a folder without it is an unfinished conversion
+STALE_S = 3600  # a conversion takes about 30 s: an older work folder whose converter is unknown was abandoned
 
 
 @dataclass(frozen=True)
@@ -64,13 +65,27 @@ def model_path(name: str, *, progress: bool = True) -> str:
     from harness.store.cache import cache_root
 
     target = cache_root() / "models" / f"{spec.name}-{spec.version}"
+    _check_writable(target.parent, cache_root())
+    _remove_stale_work(target)
     if provenance(target) is not None:  # a finished conversion (the record is written last)
-        return str(target)
+        if (torn := torn_weights(target)) is None:
+            return str(target)
+        print(f"{name}: the converted model in {target} is corrupt ({torn}); converting it again …",
+              file=sys.stderr, flush=True)
     gguf = _gguf_file(spec)
     if progress:
         print(f"converting {name} once from {gguf.name} (about 30 s) into {target} …", file=sys.stderr, flush=True)
     convert(spec, gguf, target)
     return str(target)
+
+
+def _check_writable(folder: Path, root: Path) -> None:
+    """Refuse, before anything slow, a cache where `folder` cannot be made (a file in the way, no permission)."""
+    existing = next(p for p in [folder, *folder.parents] if p.exists() or p == p.parent)
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"TENSER_CACHE={root}: cannot write the converted model under it ({existing} is "
+                        f"{'not a folder' if not existing.is_dir() else 'read-only'}); set TENSER_CACHE to a folder "
+                        f"you can write to")
 
 
 def _gguf_file(spec: EmbeddedModel) -> Path:
@@ -100,7 +115,8 @@ def convert(spec: EmbeddedModel, gguf: Path, target: Path) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))  # same filesystem: rename is atomic
+    # Same filesystem, so the rename is atomic; the pid in the name tells a later run whether this one still works.
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}-{os.getpid()}-", dir=target.parent))
     work.chmod(0o755)
     try:
         try:
@@ -125,17 +141,54 @@ def convert(spec: EmbeddedModel, gguf: Path, target: Path) -> dict[str, Any]:
             "checks": checks, "converted_s": round(time.perf_counter() - t0, 1),
         }
         (work / PROVENANCE).write_text(json.dumps(record, indent=2) + "\n")
-        if provenance(target) is not None:  # another process finished the same conversion meanwhile
+        if _finished(target):  # another process finished the same conversion meanwhile
             return record
         shutil.rmtree(target, ignore_errors=True)  # a half-finished or unreadable one: replace it
         try:
             os.replace(work, target)
         except OSError:
-            if provenance(target) is None:  # not a race with another converter: a real failure
+            if not _finished(target):  # not a race with another converter: a real failure
                 raise
         return record
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _finished(target: Path) -> bool:
+    return provenance(target) is not None and torn_weights(target) is None
+
+
+def torn_weights(folder: Path) -> str | None:
+    """What is wrong with a converted folder's weights files (a torn copy, a full disk), or None."""
+    from safetensors import SafetensorError, safe_open
+
+    files = sorted(folder.glob("*.safetensors"))
+    for path in files:
+        try:
+            with safe_open(str(path), framework="pt"):
+                pass
+        except (SafetensorError, OSError) as exc:
+            return f"{path.name}: {first_line(exc)}"
+    return None if files else "no weights file"
+
+
+def _remove_stale_work(target: Path) -> None:
+    """Delete work folders of conversions that were killed (up to 540 MB each): their process is gone."""
+    for work in target.parent.glob(f".{target.name}-*") if target.parent.is_dir() else []:
+        pid = work.name.removeprefix(f".{target.name}-").split("-")[0]
+        if _alive(int(pid)) if pid.isdigit() else time.time() - work.stat().st_mtime < STALE_S:
+            continue
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def check_converted(spec: EmbeddedModel, model: Any, tokenizer: Any) -> dict[str, Any]:

@@ -131,8 +131,8 @@ def load_fake(name: str, kind: Any = None, *, compile: bool = False, **_: Any) -
     spec = name.removeprefix("fake:")
     seeded = re.fullmatch(r"seeded-(\d+)", spec)
     if spec != "uniform" and seeded is None:
-        raise UserError(f"--model {name}: unknown fake model; choose one of "
-                        f"{', '.join('fake:' + s for s in SPECS)} (e.g. fake:seeded-7)")
+        raise UserError(f"{{model}} {name}: unknown fake model; choose one of "
+                        f"{', '.join('fake:' + s for s in SPECS)} (e.g. fake:seeded-7)", param="model")
     if compile:
-        raise UserError(f"--model {name}: --compile applies to Hugging Face models; the fake backend runs no model")
+        raise UserError(f"{{model}} {name}: --compile applies to Hugging Face models; the fake backend runs no model", param="model")
     return FakeModel(name, int(seeded.group(1)) if seeded else None)

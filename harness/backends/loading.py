@@ -38,13 +38,13 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 def resolve_device(name: str) -> torch.device:
     """`auto` picks cuda, then mps, then cpu; an unavailable device is a user error."""
     if name not in DEVICES:
-        raise UserError(f"--device {name!r}: choose one of {', '.join(DEVICES)}")
+        raise UserError(f"{{device}} {name!r}: choose one of {', '.join(DEVICES)}", param="device")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA GPU is visible to torch; use --device cpu or auto")
+        raise UserError("{device} cuda: no CUDA GPU is visible to torch; use --device cpu or auto", param="device")
     if name == "mps" and not torch.backends.mps.is_available():
-        raise UserError("--device mps: Apple MPS is not available; use --device cpu or auto")
+        raise UserError("{device} mps: Apple MPS is not available; use --device cpu or auto", param="device")
     w = distributed.world()
     if name == "cuda" and w.size > 1:  # one GPU per process, as the launcher numbers them on each node
         return torch.device("cuda", w.local_rank % torch.cuda.device_count())
@@ -62,11 +62,11 @@ def resolve_dtype(name: str, device: torch.device) -> tuple[torch.dtype, torch.d
         name = "mixed" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
     if name == "mixed":
         if device.type not in ("cpu", "cuda"):
-            raise UserError(f"--dtype mixed: supported on cpu and cuda, not {device.type}; "
-                            f"use --dtype float32 or float16")
+            raise UserError(f"{{dtype}} mixed: supported on cpu and cuda, not {device.type}; "
+                            f"use --dtype float32 or float16", param="dtype")
         return torch.float32, torch.bfloat16
     if name not in DTYPES:
-        raise UserError(f"--dtype {name!r}: choose one of auto, mixed, {', '.join(DTYPES)}")
+        raise UserError(f"{{dtype}} {name!r}: choose one of auto, mixed, {', '.join(DTYPES)}", param="dtype")
     return DTYPES[name], None
 
 
@@ -116,16 +116,16 @@ def check_source(name: str, *, allow_pickle: bool = False) -> str:
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
-            raise UserError(f"--model {name}: folder has no config.json; is it a Hugging Face model folder?")
+            raise UserError(f"{{model}} {name}: folder has no config.json; is it a Hugging Face model folder?", param="model")
         _check_weights(path, name, allow_pickle=allow_pickle)
         return str(path.resolve())
     if name.startswith((".", "/", "~")) or name.count("/") > 1 or name.endswith(("/", "\\")):
-        raise UserError(f"--model {name}: no such folder; give a local model folder or a Hub id such as gpt2")
+        raise UserError(f"{{model}} {name}: no such folder; give a local model folder or a Hub id such as gpt2", param="model")
     if not hub_offline() and not hub_endpoint_reachable():
         raise UserError(
-            f"--model {name}: not a local folder and the Hugging Face Hub is unreachable; "
+            f"{{model}} {name}: not a local folder and the Hugging Face Hub is unreachable; "
             f"pass a local model folder (e.g. one saved with save_pretrained)"
-        )
+        , param="model")
     return name
 
 
@@ -140,13 +140,13 @@ def _check_weights(folder: Path, name: str, *, allow_pickle: bool) -> None:
             with safe_open(str(path), framework="pt"):
                 pass
         except (SafetensorError, OSError) as exc:
-            raise UserError(f"--model {name}: weights file {path} is corrupt or truncated ({first_line(exc)}); "
-                            f"download or save the checkpoint again") from None
+            raise UserError(f"{{model}} {name}: weights file {path} is corrupt or truncated ({first_line(exc)}); "
+                            f"download or save the checkpoint again", param="model") from None
     pickles = sorted(p.name for p in folder.glob("*.bin") if p.name != "training_args.bin")
     if pickles and not safe and not allow_pickle:
-        raise UserError(f"--model {name}: has only pickle weights ({pickles[0]}), which can run code when loaded; "
+        raise UserError(f"{{model}} {name}: has only pickle weights ({pickles[0]}), which can run code when loaded; "
                         f"convert them to safetensors (load once where you trust them, then save_pretrained) "
-                        f"or pass --allow-pickle if you trust this checkpoint")
+                        f"or pass --allow-pickle if you trust this checkpoint", param="model")
 
 
 def from_pretrained(cls: Any, source: str, name: str, **kwargs: Any) -> Any:
@@ -157,27 +157,27 @@ def from_pretrained(cls: Any, source: str, name: str, **kwargs: Any) -> Any:
             warnings.simplefilter("ignore")
             return cls.from_pretrained(source, trust_remote_code=False, **kwargs)
     except SafetensorError as exc:
-        raise UserError(f"--model {name}: a weights file is corrupt or truncated ({first_line(exc)}); "
-                        f"download or save the checkpoint again") from None
+        raise UserError(f"{{model}} {name}: a weights file is corrupt or truncated ({first_line(exc)}); "
+                        f"download or save the checkpoint again", param="model") from None
     except pickle.UnpicklingError:  # torch's weights-only loader refused what the pickle would run
-        raise UserError(f"--model {name}: the pickle weights hold objects other than tensors and were refused, as "
-                        f"they could run code; do not use this checkpoint") from None
+        raise UserError(f"{{model}} {name}: the pickle weights hold objects other than tensors and were refused, as "
+                        f"they could run code; do not use this checkpoint", param="model") from None
     except RuntimeError as exc:
         if "PytorchStreamReader" not in str(exc) and "pickle" not in str(exc).lower():
             raise
-        raise UserError(f"--model {name}: the pickle weights file is truncated or corrupt ({first_line(exc)[:80]}); "
-                        f"download or save the checkpoint again") from None
+        raise UserError(f"{{model}} {name}: the pickle weights file is truncated or corrupt ({first_line(exc)[:80]}); "
+                        f"download or save the checkpoint again", param="model") from None
     except (OSError, ValueError, KeyError) as exc:
         first = first_line(exc)
         if kwargs.get("use_safetensors") and "safetensors" in first:
-            raise UserError(f"--model {name}: has no safetensors weights ({first}); pickle weights can run code "
-                            f"when loaded: pass --allow-pickle if you trust this checkpoint") from None
+            raise UserError(f"{{model}} {name}: has no safetensors weights ({first}); pickle weights can run code "
+                            f"when loaded: pass --allow-pickle if you trust this checkpoint", param="model") from None
         if Path(source).exists():
-            raise UserError(f"--model {name}: cannot load this local folder ({first})") from None
+            raise UserError(f"{{model}} {name}: cannot load this local folder ({first})", param="model") from None
         offline = "; HF_HUB_OFFLINE is set, so only the local cache is searched" if hub_offline() else ""
         raise UserError(
-            f"--model {name}: cannot load this Hub model ({first}){offline}; check the id or pass a local model folder"
-        ) from None
+            f"{{model}} {name}: cannot load this Hub model ({first}){offline}; check the id or pass a local model folder"
+        , param="model") from None
 
 
 def load_tokenizer(source: str, name: str) -> Any:
@@ -185,14 +185,14 @@ def load_tokenizer(source: str, name: str) -> Any:
 
     folder = Path(source)
     if folder.is_dir() and not any((folder / f).is_file() for f in TOKENIZER_FILES):
-        raise UserError(f"--model {name}: the folder has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}); "
-                        f"save the tokenizer there too: tokenizer.save_pretrained(FOLDER)")
+        raise UserError(f"{{model}} {name}: the folder has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}); "
+                        f"save the tokenizer there too: tokenizer.save_pretrained(FOLDER)", param="model")
     tokenizer = from_pretrained(AutoTokenizer, source, name)
     if not getattr(tokenizer, "is_fast", False):
-        raise UserError(f"--model {name}: needs a fast (Rust) tokenizer with offsets; add tokenizer.json to the folder")
+        raise UserError(f"{{model}} {name}: needs a fast (Rust) tokenizer with offsets; add tokenizer.json to the folder", param="model")
     if not tokenizer(TOKENIZER_PROBE, add_special_tokens=False)["input_ids"]:
-        raise UserError(f"--model {name}: its tokenizer is empty (it turns {TOKENIZER_PROBE!r} into no tokens, "
-                        f"vocabulary of {len(tokenizer)}); save the model's real tokenizer into the folder")
+        raise UserError(f"{{model}} {name}: its tokenizer is empty (it turns {TOKENIZER_PROBE!r} into no tokens, "
+                        f"vocabulary of {len(tokenizer)}); save the model's real tokenizer into the folder", param="model")
     return tokenizer
 
 

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from harness.backends.base import is_hf
+from harness.data.embedded import is_embedded
 from harness.data.hub import hub_endpoint_reachable, hub_offline
 from harness.errors import UserError
 from tasks import Task
@@ -34,20 +35,23 @@ def checkpoint_kind(name: str, *, strict: bool = True) -> ModelKind:
     archs = architectures(name)
     if archs is None:
         if strict:
-            raise UserError(f"--finetuned {name}: not a model folder (no config.json); give `tenser finetune`'s "
-                            f"--output")
+            raise UserError(f"{{finetuned}} {name}: not a model folder (no config.json); give `tenser finetune`'s "
+                            f"--output", param="finetuned")
         return "classifier"
     if any(a.endswith("ForSequenceClassification") for a in archs):
         return "classifier"
     if strict and not (Path(name).expanduser() / "training_log.json").is_file():
-        raise UserError(f"--finetuned {name}: not a fine-tuned classifier (architectures: {', '.join(archs)}); "
-                        f"fine-tune one with tenser finetune")
+        raise UserError(f"{{finetuned}} {name}: not a fine-tuned classifier (architectures: {', '.join(archs)}); "
+                        f"fine-tune one with tenser finetune", param="finetuned")
     return "causal_lm"
 
 
 def architectures(name: str) -> list[str] | None:
     """The `architectures` of a local folder's or Hub model's config; None when it cannot be read."""
-    config = Path(name).expanduser() / "config.json"
+    from harness.backends import embedded  # lazy: it loads gguf and the wheel only for embedded names
+
+    folder = embedded.model_path(name, progress=False) if is_embedded(name) else name
+    config = Path(folder).expanduser() / "config.json"
     if config.is_file():
         try:
             return list(json.loads(config.read_text()).get("architectures") or [])

@@ -204,6 +204,8 @@ def _from_path(path: Path, task: Task, split: str) -> tuple[list[str], Columns, 
         split_file = next((path / f"{split}{s}" for s in FILE_SUFFIXES if (path / f"{split}{s}").is_file()), None)
         if split_file is not None:  # a folder of SPLIT.parquet / SPLIT.csv / ... files
             return _from_path(split_file, task, split)
+        if splits := sorted(p.stem for p in path.iterdir() if p.is_file() and p.suffix in FILE_SUFFIXES):
+            raise UserError(f"--data {path}: no split {split!r} (splits: {', '.join(splits)}); pass --split {splits[0]}")
         return _from_folder(path, task, split)
     if path.suffix.lower() not in FILE_SUFFIXES:
         raise _data_error(path, f"unsupported file type; use {', '.join(FILE_SUFFIXES)} or a folder")
@@ -280,6 +282,11 @@ def _from_folder(path: Path, task: Task, split: str) -> tuple[list[str], Columns
     if len(input_columns(task)) > 1:
         raise _data_error(path, f"a folder of text files holds one text per example, but task {task.name!r} reads "
                                 f"{', '.join(input_columns(task))}; give a parquet, CSV or JSONL file with those columns")
+    names = {n for label in task.labels for n in (label, label[:3])}
+    splits = sorted(d.name for d in path.iterdir() if d.is_dir() and any((d / n).is_dir() for n in names))
+    if splits and not (path / split).is_dir():
+        raise UserError(f"{{data}} {path}: no split {split!r} (splits: {', '.join(splits)}); pass {{split}} {splits[0]}",
+                        param="data", mentions=("split",))
     root = path / split if (path / split).is_dir() else path
     ids, texts, labels = [], [], []
     for label_id, name in enumerate(task.labels):

@@ -21,10 +21,11 @@ import numpy as np
 from scipy import stats
 
 from harness.errors import UserError
+from harness.metrics.catalog import BOOTSTRAP_RESAMPLES
 from harness.metrics.seed_power import ALPHA, POWER, seeds_needed
 
-Z95 = 1.959963984540054
-RESAMPLES = 2000  # two-level bootstrap draws, as reports.stats.paired_bootstrap_f1
+Z95 = 1.959963984540054  # the normal 97.5% quantile: the one 95% z of harness and reports
+RESAMPLES = BOOTSTRAP_RESAMPLES  # two-level bootstrap draws: the catalog's one resample count
 BOOTSTRAP_FROM = 20  # fewer seeds: the t-interval; the bootstrap covered 93% with 10 seeds, 86% with 3
 
 Method = Literal["auto", "t", "bootstrap"]
@@ -78,8 +79,7 @@ def seed_gains(*, baseline: np.ndarray, finetuned: np.ndarray, method: Method = 
     d = tuned.astype(float) - base.astype(float)  # (K, n): +1 fixed, -1 broken, 0 unchanged
     gains = d.mean(axis=1)
     mean = float(gains.mean())
-    per_example = d.mean(axis=0)  # the seeds' average change on each example
-    test_se = math.sqrt(float(per_example.var(ddof=1 if n > 1 else 0)) / n)
+    test_se = paired_se(d.mean(axis=0))  # of the seeds' average change on each example
     accs = tuple(float(a) for a in tuned.mean(axis=1))
     head = {"n": n, "baseline": float(base.mean()), "accuracies": accs, "gains": tuple(float(g) for g in gains),
             "mean": mean, "test_se": test_se}
@@ -98,6 +98,16 @@ def seed_gains(*, baseline: np.ndarray, finetuned: np.ndarray, method: Method = 
     half = math.hypot(float(stats.t.ppf(0.975, k - 1)) * seed_sd / math.sqrt(k), Z95 * test_se)
     return SeedGains(**head, seed_sd=seed_sd, se=se, low=mean - half, high=mean + half, df=k - 1, kind="t",
                      method=METHODS["t"])
+
+
+def paired_se(d: np.ndarray) -> float:
+    """Paired SE of a mean difference: sd(d) / sqrt(n), sample variance (n - 1), 0 for no examples.
+
+    >>> round(paired_se(np.array([0.0, 0.0, -1.0, 1.0])), 4)
+    0.4082
+    """
+    n = len(d)
+    return math.sqrt(float(np.var(d, ddof=1 if n > 1 else 0)) / n) if n else 0.0
 
 
 def _check(baseline: np.ndarray, finetuned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

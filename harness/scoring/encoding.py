@@ -71,6 +71,10 @@ class Encoder:
         self.names = [column_of(n, task.text_column) for n in names]
         self.prefix, self.suffix = self.pieces[0], self.pieces[-1]
         fixed = len(self.head) + len(self.tail) + len(self._tokenize([dict.fromkeys(self.columns, "")])[0][0])
+        if reserve and fixed + 1 > self.max_tokens:
+            raise UserError(f"task {task.name!r}: the label words take up to {reserve} more tokens, leaving "
+                            f"{max(self.max_tokens - fixed, 0)} of {max_tokens} for the input; use shorter label "
+                            f"words or raise -T max_tokens")
         if fixed + 1 > self.max_tokens:
             raise UserError(
                 f"task {task.name!r}: the prompt alone takes {fixed} tokens of the {self.max_tokens} allowed; "

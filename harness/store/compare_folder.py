@@ -7,7 +7,9 @@ by its job key (`harness.store.jobs`), a finished fine-tune is reused, an interr
 its last Trainer checkpoint (`harness.training.folder`), a finished noise floor (OUT/noise.json,
 `harness.recipes.noise_check`) is reused while its runs are, and the report is rendered again. A folder
 recorded under other settings is refused, naming the first that differs, unless `--overwrite`.
-The whole compare holds OUT's lock, so a second compare into it stops with one line.
+The whole compare holds OUT's lock, so a second compare into it stops with one line. With
+`--seeds` (K >= 2) each training seed has its own checkpoint and run folder (`seed_folders`), and
+compare.json records every seed's phase, so a resume continues with the unfinished seed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,22 @@ LABELS = {"task": ("{task} (or its -T overrides)", "task"), "data_content": ("th
           "train_content": ("the data in {train_data}", "train_data"), "training": ("the fine-tuning flags", "training")}
 TRAINING_PARAMS = {"limit": "train_limit"}  # compare's own name for a fine-tuning setting; others are training.X
 FinetuneStep = Literal["reuse", "resume", "fresh"]
+KEPT = ("seeds", "validation")  # what compare.json keeps from one mark to the next
+
+
+def seed_folders(seed: int, seeds: int) -> tuple[str, str]:
+    """The checkpoint folder and run-name stem of one training seed: today's names for one seed."""
+    return ("finetuned", "finetuned") if seeds == 1 else (f"finetuned-seed{seed}", f"finetuned-seed{seed}")
+
+
+def seed_phase(out: Path, seed: int, seeds: int) -> str:
+    """How far one seed got, read from its folders: fine-tuning, fine-tuned, scored, or waiting."""
+    folder, stem = seed_folders(seed, seeds)
+    if any((out / "runs").glob(f"{stem}__*/{runs.RESULTS}")):
+        return "scored"
+    if (out / folder / TRAINING_LOG).is_file():
+        return "fine-tuned"
+    return "fine-tuning" if (out / folder).is_dir() else "waiting"
 
 
 def settings(model: str, *, finetuned: str | None, task: dict[str, Any], scoring: dict[str, Any],
@@ -53,12 +71,21 @@ class CompareFolder:
     out: Path
     settings: dict[str, Any]
     resumed: bool
+    seeds: tuple[int, ...] = ()  # the training seeds; () when the compare does not fine-tune
 
-    def mark(self, phase: str) -> None:
-        """Record that the compare is now in `phase` (rank 0 writes)."""
-        if distributed.world().main:
-            state = {"tenser_compare": 1, "phase": phase, "settings": self.settings}
-            runs.write_atomic(self.out / STATE, json.dumps(state, indent=2, ensure_ascii=False) + "\n")
+    def mark(self, phase: str, **record: Any) -> None:
+        """Record that the compare is now in `phase`, each seed's phase, and `record` (rank 0 writes)."""
+        if not distributed.world().main:
+            return
+        kept = {k: v for k, v in (_recorded(self.out) or {}).items() if k in KEPT}
+        if self.seeds:
+            kept["seeds"] = {str(s): seed_phase(self.out, s, len(self.seeds)) for s in self.seeds}
+        state = {"tenser_compare": 1, "phase": phase, "settings": self.settings, **kept, **record}
+        runs.write_atomic(self.out / STATE, json.dumps(state, indent=2, ensure_ascii=False) + "\n")
+
+    def recorded(self, key: str) -> Any:
+        """What a resumed compare recorded under `key` (e.g. the validation check), else None."""
+        return (_recorded(self.out) or {}).get(key) if self.resumed else None
 
     def finished_run(self, run_dir: Path) -> Path | None:
         """`run_dir` when a resumed compare finished it already (its results.json is written last)."""
@@ -73,12 +100,16 @@ class CompareFolder:
             shutil.rmtree(output / CHECKPOINTS, ignore_errors=True)  # a crash may have left some behind
             print(f"reusing the finished fine-tune in {output}", file=sys.stderr)
             return "reuse"
+        from harness.training.folder import drop_torn_checkpoints
+
+        if self.resumed:  # a checkpoint a full disk or a kill left half-written cannot be resumed from
+            drop_torn_checkpoints(output)
         if self.resumed and any((output / CHECKPOINTS).glob("checkpoint-*")):
             return "resume"
         return "fresh"
 
 
-def open_folder(out: Path, current: dict[str, Any], *, overwrite: bool) -> CompareFolder:
+def open_folder(out: Path, current: dict[str, Any], *, overwrite: bool, seeds: tuple[int, ...] = ()) -> CompareFolder:
     """A fresh compare folder (an empty one, or emptied with `overwrite`), or the interrupted compare of the
     same settings to resume; another compare's folder is refused naming the first setting that differs."""
     recorded = _recorded(out)
@@ -92,11 +123,11 @@ def open_folder(out: Path, current: dict[str, Any], *, overwrite: bool) -> Compa
         phase = recorded.get("phase", "?")
         state = "it finished; reusing its results" if phase == "done" else f"it stopped during {phase}"
         print(f"resuming the compare in {out} ({state}); pass --overwrite to start again", file=sys.stderr)
-        return CompareFolder(out, current, resumed=True)
+        return CompareFolder(out, current, resumed=True, seeds=seeds)
     if overwrite and out.is_dir():
         (out / STATE).unlink(missing_ok=True)
     runs.prepare_run_dir(out, overwrite=overwrite)
-    return CompareFolder(out, current, resumed=False)
+    return CompareFolder(out, current, resumed=False, seeds=seeds)
 
 
 def _recorded(out: Path) -> dict[str, Any] | None:

@@ -88,7 +88,9 @@ def first_difference(then_all: dict[str, Any], now_all: dict[str, Any], label: L
             continue
         field = None
         if isinstance(then, dict) and isinstance(now, dict):
-            field = next(k for k in [*now, *then] if then.get(k) != now.get(k))
+            field = next((k for k in [*now, *then] if then.get(k) != now.get(k)), None)
+            if field is None:  # only a field added since, at its default None (e.g. training.data_seed)
+                continue
             then, now = then.get(field), now.get(field)
         text, param = label(key, field)
         return text, param, f"{show(then)} then, {show(now)} now"

@@ -24,8 +24,10 @@ class FinetuneConfig:
     max_length: int = 512  # tokens per review (cut inside the review, as in evaluation)
     val_fraction: float = 0.1  # carved from the training split, stratified by label
     patience: int = 2  # epochs without a better validation loss before stopping
-    seed: int = 0
+    seed: int = 0  # training: head init, data order, dropout (and the carve unless data_seed)
     limit: int | None = None  # train on a stratified sample of this many examples
+    # Seeds of one recipe (compare --seeds) share the sample and the validation carve: None = `seed`.
+    data_seed: int | None = None
     objective: Literal["classifier", "prompt"] = "classifier"
     device: str = "auto"
     logging_steps: int = 10
@@ -39,6 +41,11 @@ class FinetuneConfig:
     lora_alpha: int = 16  # the adapters' update is scaled by alpha / r
     lora_dropout: float = 0.05
     lora_targets: tuple[str, ...] = ()  # () = the architecture's attention projections
+
+    @property
+    def carve_seed(self) -> int:
+        """The seed of the --limit sample and the validation carve."""
+        return self.seed if self.data_seed is None else self.data_seed
 
     def check(self) -> None:
         """Raise UserError for values no training run can use."""

@@ -20,9 +20,9 @@ from tasks import Task
 
 def split_train_val(examples: list[Example], cfg: FinetuneConfig) -> tuple[list[Example], list[Example]]:
     """Stratified, seeded train/validation carve; both parts must hold every label."""
-    pool = sample_stratified(examples, cfg.limit, cfg.seed)
+    pool = sample_stratified(examples, cfg.limit, cfg.carve_seed)
     n_val = max(len(set(e.label for e in pool)), round(len(pool) * cfg.val_fraction))
-    val = sample_stratified(pool, n_val, cfg.seed + 1)
+    val = sample_stratified(pool, n_val, cfg.carve_seed + 1)
     val_ids = {e.id for e in val}
     train = [e for e in pool if e.id not in val_ids]
     labels = sorted({e.label for e in pool})

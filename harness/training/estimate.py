@@ -34,6 +34,7 @@ class Plan:
     trainable: int  # parameters
     total: int
     n_score: int = 0  # examples scored outside training (compare: test examples x models)
+    fine_tunes: int = 1  # compare --seeds: K fine-tunes of this size
 
     @property
     def steps(self) -> int:
@@ -115,24 +116,30 @@ def duration(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60} min"
 
 
+class TooLong(UserError):
+    """A CPU job the estimate puts over the limit, refused without --yes."""
+
+
 def report(plan: Plan, step_s: float, score_s: float, *, yes: bool, what: str = "fine-tune",
            hint: str = "{limit} N") -> float:
     """Print the plan and the estimate on stderr; refuse a long CPU job without `yes`. Returns seconds."""
-    train_s = plan.steps * step_s
-    val_s = 2 * plan.epochs * plan.n_val * score_s  # each epoch: the Trainer's eval_loss pass, then Tenser's scoring
+    train_s = plan.fine_tunes * plan.steps * step_s
+    # each epoch: the Trainer's eval_loss pass, then Tenser's scoring
+    val_s = plan.fine_tunes * 2 * plan.epochs * plan.n_val * score_s
     total = train_s + val_s + plan.n_score * score_s
     share = f"{plan.trainable / max(plan.total, 1):.1%}"
     lines = [
         f"plan: {what} on {plan.device}: {plan.n_train:,} training examples x {plan.epochs} epoch(s) = {plan.steps:,} "
         f"steps of {plan.batch_size}, {plan.n_val:,} validation examples per epoch; {plan.trainable:,} of "
-        f"{plan.total:,} parameters trained ({share})",
+        f"{plan.total:,} parameters trained ({share})"
+        + (f"; x {plan.fine_tunes} training seeds" if plan.fine_tunes > 1 else ""),
         f"estimate: {duration(total)} ({step_s:.2f} s per training step, {score_s:.2f} s per scored example, "
         f"measured on this device just now at the median input length, scaled to the mean"
         + (f"; {plan.n_score:,} examples scored before and after" if plan.n_score else "") + ")",
     ]
     print("\n".join(lines), file=sys.stderr, flush=True)
     if plan.device.startswith("cpu") and total > CPU_LIMIT_S and not yes:
-        raise UserError(f"this {what} would take about {duration(total)} on the CPU; pass {{yes}} to run it anyway, "
-                        f"or make it smaller ({hint}, {{epochs}} 1, {{max_length}} 256, {{train_layers}} 2)",
-                        mentions=("yes", "limit", "epochs", "max_length", "train_layers"))
+        raise TooLong(f"this {what} would take about {duration(total)} on the CPU; pass {{yes}} to run it anyway, "
+                      f"or make it smaller ({hint}, {{epochs}} 1, {{max_length}} 256, {{train_layers}} 2)",
+                      mentions=("yes", "limit", "epochs", "max_length", "train_layers"))
     return total

@@ -11,9 +11,11 @@ under different ones and names the first that differs.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import inspect
 import json
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -27,6 +29,7 @@ from harness.training.config import CHECKPOINTS, FinetuneConfig
 from tasks import Task
 
 SETTINGS = "tenser_finetune.json"
+TRAINER_STATE = "trainer_state.json"  # the Trainer writes it last: a checkpoint without it is half-written
 UNKEYED = ("device",)  # a resume may move to another device
 LABELS = {"task": "{task} (or its -T overrides)", "data": "the training data ({data})"}
 P = ParamSpec("P")
@@ -62,14 +65,44 @@ WORDING = keyed_folder.Wording(
 
 def prepare(output: Path, *, overwrite: bool, resume: bool) -> None:
     """Make `output` ready: an interrupted fine-tune to resume, emptied with `overwrite`, else new or empty."""
+    if resume:
+        drop_torn_checkpoints(output)
     saved = any((output / CHECKPOINTS).glob("checkpoint-*"))
     if resume:
+        if (output / "training_log.json").is_file():
+            raise UserError(f"--resume: the fine-tune in {output} finished (training_log.json); nothing to resume: use "
+                            f"it as it is, or pass --overwrite instead of --resume to train it again")
         if not saved:
             raise UserError(f"{{resume}}: no Trainer checkpoint in {output / CHECKPOINTS}; start without {{resume}}",
                             param="resume")
         return
     hint = "pass {resume} to continue its interrupted fine-tune, " if saved else ""
     keyed_folder.make_ready(output, WORDING, overwrite=overwrite, clear=keyed_folder.everything, hint=hint)
+
+
+def drop_torn_checkpoints(output: Path) -> list[str]:
+    """Remove the Trainer checkpoints a full disk or a kill left half-written; return their names."""
+    torn = [p for p in sorted((output / CHECKPOINTS).glob("checkpoint-*")) if not (p / TRAINER_STATE).is_file()]
+    for path in torn:
+        shutil.rmtree(path, ignore_errors=True)
+    return [p.name for p in torn]
+
+
+@contextlib.contextmanager
+def full_disk_is_a_user_error(output: Path) -> Iterator[None]:
+    """A disk that fills while the Trainer or Tenser saves into `output` is one line; the torn checkpoint goes."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT) if isinstance(exc, OSError) else any(
+            sign in str(exc) for sign in ("inline_container", "PytorchStreamWriter", "No space left", "os error 28"))
+        if not full:  # torch reports a failed write as RuntimeError naming its zip writer
+            raise
+        torn = drop_torn_checkpoints(output)
+        kept = any((output / CHECKPOINTS).glob("checkpoint-*"))
+        again = "then add --resume to continue from the last whole checkpoint" if kept else "then run it again"
+        raise UserError(f"--output {output}: writing failed, the disk is likely full ({str(exc).splitlines()[0][:80]}); "
+                        f"removed the half-written {', '.join(torn) or 'files'}; free some space, {again}") from None
 
 
 def settings(model: str, task: Task, cfg: FinetuneConfig, fingerprint: str) -> dict[str, Any]:

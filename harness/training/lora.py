@@ -53,6 +53,10 @@ def wrap(model: Any, *, r: int, alpha: int, dropout: float, target_modules: tupl
     except ImportError:
         raise UserError("{lora_r} needs peft; install it with `pip install 'tenser[lora]'` (or `pip install peft`)",
                         param="lora_r") from None
+    hidden = getattr(model.config, "hidden_size", None)
+    if isinstance(hidden, int) and r > hidden:  # past the hidden size a rank adds parameters, not expressiveness
+        raise UserError(f"{{lora_r}} {r}: more than {name}'s hidden size ({hidden}); LoRA ranks are usually 4 to 64",
+                        param="lora_r")
     heads = [h for h in HEADS if hasattr(model, h)] if classifier else []
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets(model, target_modules,
                         name), modules_to_save=heads or None, bias="none",

@@ -6,12 +6,15 @@ train/validation carve, encoding, collation) lives in `harness.training.data`.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
+import logging
 import platform
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -152,7 +155,7 @@ def _no_logits(logits: Any, labels: Any) -> torch.Tensor:
     return first.new_zeros(first.shape[0])
 
 
-def _training_args(output: Path, cfg: FinetuneConfig, device: torch.device) -> Any:
+def _training_args(output: Path, cfg: FinetuneConfig, device: torch.device, keep_all: bool = False) -> Any:
     from transformers import TrainingArguments
 
     cuda = device.type == "cuda"
@@ -161,7 +164,8 @@ def _training_args(output: Path, cfg: FinetuneConfig, device: torch.device) -> A
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size * 2,
         weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_ratio, lr_scheduler_type="linear",
         eval_strategy="epoch", save_strategy="epoch", load_best_model_at_end=True,
-        metric_for_best_model="eval_loss", greater_is_better=False, save_total_limit=cfg.patience + 1,
+        metric_for_best_model="eval_loss", greater_is_better=False,
+        save_total_limit=None if keep_all else cfg.patience + 1,
         train_sampling_strategy="group_by_length", bf16=cuda and torch.cuda.is_bf16_supported(),
         optim="adamw_torch_fused" if cuda else "adamw_torch", use_cpu=device.type == "cpu",
         logging_steps=cfg.logging_steps, logging_first_step=True, report_to="none", seed=cfg.seed,
@@ -196,7 +200,7 @@ def _prepare(model: str, task: Task, cfg: FinetuneConfig, train_data: str | None
 
 def warm_up_estimate(net: Any, tokenizer: Any, train_set: Any, val_set: Any, cfg: FinetuneConfig,
                      device: torch.device, *, yes: bool, n_score: int = 0, what: str = "fine-tune",
-                     hint: str = "{limit} N") -> float:
+                     hint: str = "{limit} N", fine_tunes: int = 1) -> float:
     """Print the plan and a time estimate from a few timed steps on typical batches (see harness.training.estimate)."""
     if distributed.world().size > 1:  # ranks would disagree on the estimate; the Trainer's bar gives the ETA
         return 0.0
@@ -212,7 +216,7 @@ def warm_up_estimate(net: Any, tokenizer: Any, train_set: Any, val_set: Any, cfg
     total = sum(p.numel() for p in net.parameters())
     plan = estimate.Plan(device=f"{device.type} ({_hardware(device)})", n_train=len(train_set), n_val=len(val_set),
                          epochs=cfg.epochs, batch_size=cfg.batch_size, trainable=trainable_parameters(net),
-                         total=total, n_score=n_score)
+                         total=total, n_score=n_score, fine_tunes=fine_tunes)
     return estimate.report(plan, step_s, score_s, yes=yes, what=what, hint=hint)
 
 
@@ -224,25 +228,27 @@ def _hardware(device: torch.device) -> str:
 
 
 def preflight(model: str, task: Task, cfg: FinetuneConfig, *, train_data: str | None, n_score: int, yes: bool,
-              allow_pickle: bool = False) -> float:
-    """`tenser compare`'s estimate of the whole job before it starts: fine-tuning plus `n_score` scored examples."""
+              allow_pickle: bool = False, fine_tunes: int = 1) -> float:
+    """`tenser compare`'s estimate of the whole job before it starts: `fine_tunes` fine-tunes plus `n_score`
+    scored examples."""
     cfg.check()
     device = resolve_device(cfg.device)
     _, _, _, tokenizer, net, train_set, val_set = _prepare(model, task, cfg, train_data, allow_pickle)
     return warm_up_estimate(net, tokenizer, train_set, val_set, cfg, device, yes=yes, n_score=n_score,
-                            what="compare")  # {limit} is shown as train_limit: compare renames the parameter
+                            what="compare", fine_tunes=fine_tunes)  # {limit}: train_limit, compare renames it
 
 
 @folder.holds_lock  # a second fine-tune into the same --output stops instead of deleting this one's
 def finetune(
     model: str, task: Task, output: str | Path, cfg: FinetuneConfig, *, train_data: str | None = None,
     overwrite: bool = False, resume: bool = False, callbacks: tuple[Any, ...] = (), allow_pickle: bool = False,
-    estimate: bool = True, yes: bool = False,
+    estimate: bool = True, yes: bool = False, keep_checkpoints: bool = False,
 ) -> Path:
     """Fine-tune `model` on the task's training split and save a checkpoint folder at `output`.
 
     Under `torchrun`/`accelerate launch` the Trainer trains data-parallel across the processes;
-    rank 0 alone prepares `output` and writes the model, tokenizer and training_log.json.
+    rank 0 alone prepares `output` and writes the model, tokenizer and training_log.json. With
+    `keep_checkpoints`, every epoch's Trainer checkpoint stays in OUTPUT/checkpoints (to score as a curve).
     """
     from transformers import EarlyStoppingCallback, Trainer
 
@@ -263,22 +269,49 @@ def finetune(
     if estimate:  # `estimate=False`: the caller (compare) estimated the whole job already
         warm_up_estimate(net, tokenizer, train_set, val_set, cfg, device, yes=yes)
     trainer = Trainer(
-        model=net, args=_training_args(output, cfg, device), data_collator=Collator(int(tokenizer.pad_token_id)),
+        model=net, args=_training_args(output, cfg, device, keep_checkpoints), data_collator=Collator(int(tokenizer.pad_token_id)),
         train_dataset=train_set, eval_dataset=val_set, processing_class=tokenizer,
         compute_metrics=_validation_metrics(task, tokenizer, net, val, cfg.batch_size * 2),
         preprocess_logits_for_metrics=_no_logits,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience), _epoch_printer(), *callbacks],
     )
     t0 = time.perf_counter()
-    with contextlib.redirect_stdout(sys.stderr):  # the Trainer logs dicts with print; stdout carries the result
-        trainer.train(resume_from_checkpoint=True if resume else None)
-    wall = time.perf_counter() - t0
-    _save(trainer, tokenizer, output, training_log(trainer, cfg, model, task, info.to_dict(), len(train), len(val),
-                                                    wall, device))
+    with folder.full_disk_is_a_user_error(output), _quiet_tied_head(net):
+        with contextlib.redirect_stdout(sys.stderr):  # the Trainer logs dicts with print; stdout carries the result
+            trainer.train(resume_from_checkpoint=True if resume else None)
+        wall = time.perf_counter() - t0
+        _save(trainer, tokenizer, output, training_log(trainer, cfg, model, task, info.to_dict(), len(train),
+                                                        len(val), wall, device), keep_checkpoints)
     return output
 
 
-def _save(trainer: Any, tokenizer: Any, output: Path, log: dict[str, Any]) -> None:
+@contextlib.contextmanager
+def _quiet_tied_head(net: Any) -> Iterator[None]:
+    """Drop the Trainer's "missing keys" warning when reloading the best epoch when every missing key is a
+    weight tied to another (GPT-2's lm_head is its token embedding, saved once): nothing is missing."""
+    first: dict[int, str] = {}
+    for name, param in net.named_parameters(remove_duplicate=False):
+        first.setdefault(id(param), name)
+    tied = {name for name, param in net.named_parameters(remove_duplicate=False) if first[id(param)] != name}
+    prefix = "There were missing keys in the checkpoint model loaded: "
+
+    def harmless(record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return text.startswith(prefix) and set(ast.literal_eval(text[len(prefix):].rstrip("."))) <= tied
+
+    class Filter(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not harmless(record)
+
+    log, quiet = logging.getLogger("transformers.trainer"), Filter()
+    log.addFilter(quiet)
+    try:
+        yield
+    finally:
+        log.removeFilter(quiet)
+
+
+def _save(trainer: Any, tokenizer: Any, output: Path, log: dict[str, Any], keep_checkpoints: bool = False) -> None:
     """The best model, its tokenizer and training_log.json; checkpoints removed. Every rank calls it,
     rank 0 writes."""
     if not lora.is_peft(trainer.model):
@@ -291,7 +324,8 @@ def _save(trainer: Any, tokenizer: Any, output: Path, log: dict[str, Any]) -> No
     tokenizer.save_pretrained(str(output))
     (output / "training_args.bin").unlink(missing_ok=True)  # a pickle; training_log.json holds the settings
     runs.write_atomic(output / TRAINING_LOG, json.dumps(log, indent=2) + "\n")
-    shutil.rmtree(output / CHECKPOINTS, ignore_errors=True)
+    if not keep_checkpoints:
+        shutil.rmtree(output / CHECKPOINTS, ignore_errors=True)
     model_card.write_card(output)
     print(f"best epoch {log['best_epoch']} (val_loss {log['best_val_loss']:.4f}); saved to {output} with a model "
           f"card (README.md); to publish it: {model_card.upload_command(output)}", file=sys.stderr)
