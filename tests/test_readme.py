@@ -75,8 +75,14 @@ def test_field_table_defaults_match_the_code():
 def test_every_module_has_a_line_in_layout():
     layout = section("Layout")
     missing = [str(p.relative_to(ROOT)) for pkg in ("tasks", "harness", "reports", "demo", "tenser")
-               for p in sorted((ROOT / pkg).glob("*.py")) if f"`{p.relative_to(ROOT)}`" not in layout]
+               for p in sorted((ROOT / pkg).rglob("*.py")) if p.name != "__init__.py" or p.parent.name == pkg
+               if f"`{p.relative_to(ROOT)}`" not in layout]
     assert missing == [], "add a line per module to README's Layout section"
+    rooms = [p.parent for p in sorted((ROOT / "harness").glob("*/__init__.py"))]
+    assert [f"`{r.relative_to(ROOT)}/`" for r in rooms if f"`{r.relative_to(ROOT)}/`" not in layout] == []
+    stale = [path for path in re.findall(r"`((?:tasks|harness|reports|demo|tenser)/[\w/]+\.py)`", layout)
+             if not (ROOT / path).is_file()]
+    assert stale == [], "README's Layout names modules that do not exist"
 
 
 def test_task_file_examples_register_the_same_family(tmp_path, clean_registry):
