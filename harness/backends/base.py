@@ -81,7 +81,8 @@ class LabelScorer(Protocol):
         """[len(batch), n_labels] float64 probabilities; raises BatchTooLarge when the batch does not fit."""
 
     def account(self, n: int) -> dict[str, Any]:
-        """What results.json records about how the `n` inputs were scored ({} when nothing to say)."""
+        """What results.json records about how the `n` inputs were scored, by section (`mixed_precision`,
+        `prefix_cache`; {} when nothing to say)."""
 
 
 class Backend(Protocol):

@@ -20,7 +20,8 @@ import torch
 import harness
 from harness.backends import precision
 from harness.backends.base import BatchPlan, BatchTooLarge, fixed_plan
-from harness.backends.scorers import Scorer, build_scorer
+from harness.backends.prefix import MIN_PREFIX, common_prefix
+from harness.backends.scorers import Scorer, ZeroShotScorer, build_scorer
 from harness.scoring.encoding import Encoded
 from harness.store import cache
 from tasks import Task
@@ -41,6 +42,7 @@ class LoadedModel:
     compute: torch.dtype | None = None  # `--dtype mixed`: the fast body's dtype (near-ties re-checked in fp32)
     fast_body: Any = None  # `--dtype mixed`: a bf16 copy of the model body
     compiled: bool = False  # body wrapped in torch.compile
+    prefix_cache: bool = True  # zero-shot inputs' shared prefix run once (off: --no-prefix-cache, the noise floor)
 
     @property
     def context_length(self) -> int:
@@ -78,11 +80,18 @@ class HFScorer:
         self.inner: Scorer = exact
         self.checked: precision.CheckedScorer | None = None
         self.compute = loaded.compute
+        self.scorers = [exact]
         if loaded.fast_body is not None and n_inputs > precision.SAMPLE:  # fewer: all are the sample: plain fp32
             fast = build_scorer(loaded.model, loaded.tokenizer, task, loaded.fast_body)
             self.inner = self.checked = precision.CheckedScorer(fast, exact, shift)
+            self.scorers.append(fast)
+        # Under torch.compile a cache object in the forward would cost graph breaks and recompiles.
+        self.off = "--no-prefix-cache" if not loaded.prefix_cache else "--compile" if loaded.compiled else ""
+        self.prefix: dict[str, Any] = {}
 
     def prepare(self, ordered: list[Encoded], status: Callable[[str], None]) -> None:
+        # First: mixed precision's bf16 error is then measured on the cached path it will take.
+        self.prefix = share_prefix(self.scorers, ordered, self.off)
         if self.checked is not None:
             status(f"measuring bf16 error on {precision.SAMPLE} inputs")
             self.checked.calibrate([ordered[i] for i in precision.spread_sample(list(range(len(ordered))))])
@@ -103,7 +112,23 @@ class HFScorer:
         if self.checked is not None:
             self.checked.record(stats, n)
             stats["compute_dtype"] = str(self.compute).removeprefix("torch.")
-        return stats
+        return {**({"mixed_precision": stats} if stats else {}), **({"prefix_cache": self.prefix} if self.prefix else {})}
+
+
+def share_prefix(scorers: list[Scorer], ordered: list[Encoded], off: str) -> dict[str, Any]:
+    """Run the inputs' shared token prefix once in each zero-shot scorer where it pays; what results.json records."""
+    zeroshot = [s for s in scorers if isinstance(s, ZeroShotScorer)]
+    if not zeroshot or not ordered:
+        return {}
+    n = common_prefix([e.ids for e in ordered])
+    why = off or (f"shared prefix under {MIN_PREFIX} tokens" if n < MIN_PREFIX else "")
+    if not why and not all(s.share_prefix(ordered[0].ids[:n]) for s in zeroshot):
+        why = "the model's attention layers cannot share a cached prefix (sliding window or recurrent state)"
+    if why:
+        for s in zeroshot:
+            s.prefix = None
+        return {"prefix_tokens": 0, "shared_tokens": n, "tokens_saved": 0, "off": why}
+    return {"prefix_tokens": n, "shared_tokens": n, "tokens_saved": n * (len(ordered) - 1)}
 
 
 def plan_batches(batch_size: int | str, device: torch.device) -> BatchPlan:

@@ -71,11 +71,13 @@ def resolve_dtype(name: str, device: torch.device) -> tuple[torch.dtype, torch.d
 
 
 def load_model(name: str, kind: ModelKind, *, device: str = "auto", dtype: str = "auto",
-               allow_pickle: bool = False, compile: bool = False, task: str | None = None) -> LoadedModel:
+               allow_pickle: bool = False, compile: bool = False, task: str | None = None,
+               prefix_cache: bool = True) -> LoadedModel:
     """Load tokenizer and model `name` (Hub id or folder) for scoring as `kind` (`task`: its name, for hints).
 
     Weights load from safetensors; pickle weights (`pytorch_model.bin`) only with `allow_pickle`.
     `compile` wraps the model body in torch.compile (dynamic shapes: inputs vary in length).
+    `prefix_cache`: run zero-shot inputs' shared token prefix once (`harness.backends.prefix`).
     """
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
@@ -98,7 +100,7 @@ def load_model(name: str, kind: ModelKind, *, device: str = "auto", dtype: str =
             if body is not None:
                 body.compile(dynamic=True)
     return LoadedModel(model, tokenizer, dev, dt, _describe(model, name, source), compute, fast_body,
-                       compiled=compile)
+                       compiled=compile, prefix_cache=prefix_cache)
 
 
 def weights_kwargs(allow_pickle: bool) -> dict[str, Any]:

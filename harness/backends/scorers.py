@@ -2,7 +2,8 @@
 
 - `ZeroShotScorer`: log P(label word | prompt) from a causal LM, at the last prompt
   position only (the LM head runs on one position per example, not the whole sequence).
-  Multi-token label words are scored by the sum of their tokens' log-probs.
+  Multi-token label words are scored by the sum of their tokens' log-probs. With
+  `share_prefix`, the tokens every input begins with are run once (`harness.backends.prefix`).
 - `ClassifierScorer`: the logits of a sequence-classification head at the last real token.
 
 Batches are right-padded. Causal attention means real tokens never see the padding after
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 
 import torch
 
+from harness.backends.prefix import Prefix
 from harness.errors import UserError
 from harness.scoring.encoding import Encoded, label_token_ids
 from tasks import Task
@@ -42,8 +44,11 @@ def _pad(seqs: list[list[int]], pad_id: int, device: torch.device) -> tuple[torc
 
 def _hidden_at(base: Any, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """Final hidden states at `positions` ([batch, k]) from the model body."""
-    hidden = base(input_ids=ids, use_cache=False).last_hidden_state
-    rows = torch.arange(ids.shape[0], device=ids.device).unsqueeze(1)
+    return _gather(base(input_ids=ids, use_cache=False).last_hidden_state, positions)
+
+
+def _gather(hidden: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    rows = torch.arange(hidden.shape[0], device=hidden.device).unsqueeze(1)
     return hidden[rows, positions]
 
 
@@ -73,6 +78,13 @@ class ZeroShotScorer:
         self.softcap = getattr(config, "final_logit_softcapping", None)
         # Some heads scale their logits (Cohere multiplies, Granite divides): keep their distribution.
         self.scale = float(getattr(config, "logit_scale", None) or 1.0) / float(getattr(config, "logits_scaling", None) or 1.0)
+        self.prefix: Prefix | None = None  # the shared prefix's cached state (harness.backends.prefix)
+
+    def share_prefix(self, ids: list[int]) -> bool:
+        """Score batches beginning with `ids` from the body's state after them; False where the layers cannot share it."""
+        prefix = Prefix(self.body, ids)
+        self.prefix = prefix if prefix.usable else None
+        return self.prefix is not None
 
     @torch.inference_mode()
     def score(self, batch: list[Encoded]) -> torch.Tensor:
@@ -90,9 +102,14 @@ class ZeroShotScorer:
 
     def _logprobs(self, seqs: list[list[int]], steps: list[list[int]]) -> torch.Tensor:
         device = next(self.model.parameters()).device
-        ids, _ = _pad(seqs, self.pad_id, device)
-        positions = torch.tensor(steps, device=device)
-        logits = _head(self.model.get_output_embeddings(), _hidden_at(self.body, ids, positions)).float()
+        prefix = self.prefix
+        if prefix is not None and all(s[: len(prefix)] == prefix.ids for s in seqs):
+            ids, _ = _pad([s[len(prefix) :] for s in seqs], self.pad_id, device)
+            hidden = _gather(prefix.hidden(ids), torch.tensor(steps, device=device) - len(prefix))
+        else:  # no prefix, or inputs that do not begin with it
+            ids, _ = _pad(seqs, self.pad_id, device)
+            hidden = _hidden_at(self.body, ids, torch.tensor(steps, device=device))
+        logits = _head(self.model.get_output_embeddings(), hidden).float()
         logits = logits * self.scale
         if self.softcap:  # e.g. Gemma 2 caps its logits; keep the model's own distribution
             logits = torch.tanh(logits / self.softcap) * self.softcap

@@ -52,6 +52,7 @@ class Predicted:
     probs: np.ndarray
     plan: BatchPlan  # the batch plan in force at the end (after any out-of-memory halving)
     precision: dict[str, Any] = field(default_factory=dict)  # mixed-precision statistics; {} when plain
+    prefix: dict[str, Any] = field(default_factory=dict)  # the shared prefix run once; {} when not applicable
 
 
 def predict(
@@ -88,7 +89,8 @@ def predict(
             out[idx] = _accept(idx, probs, on_batch)
             pos += len(idx)
             bar.update(len(idx))
-    return Predicted(out, plan, scorer.account(len(encoded)))
+    account = scorer.account(len(encoded))
+    return Predicted(out, plan, account.get("mixed_precision", {}), account.get("prefix_cache", {}))
 
 
 def _accept(idx: list[int], probs: np.ndarray, on_batch: OnBatch | None) -> np.ndarray:
