@@ -184,6 +184,7 @@ def serve(
     dtype: str = "auto",
     allow_pickle: bool = False,
     prevent_thread_lock: bool = False,
+    prefix_cache: bool = True,
 ) -> gr.Blocks:
     """Load both models once (a bad path raises UserError here), then launch the demo.
 
@@ -199,11 +200,11 @@ def serve(
     print(f"loading pretrained model {pretrained} ({zeroshot.name}) …", file=sys.stderr)
     with renamed_params({"model": "pretrained"}):  # loading speaks of `model`; the demo has two models
         pre = load_backend(pretrained, model_kind(zeroshot), device=device, dtype=dtype, allow_pickle=allow_pickle,
-                           task=zeroshot.name)
+                           task=zeroshot.name, prefix_cache=prefix_cache)
     print(f"loading fine-tuned model {finetuned} ({finetuned_task.name}) …", file=sys.stderr)
     with renamed_params({"model": "finetuned"}):
         fin = load_backend(finetuned, model_kind(finetuned_task), device=device, dtype=dtype,
-                           allow_pickle=allow_pickle, task=finetuned_task.name)
+                           allow_pickle=allow_pickle, task=finetuned_task.name, prefix_cache=prefix_cache)
     app = build_app(pre, fin, pretrained_task=zeroshot, finetuned_task=finetuned_task, train_data=train_data,
                     seed=seed)
     if host not in LOCAL_HOSTS:

@@ -229,9 +229,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     ways = tuple(w.strip() for w in args.ways.split(","))
     if args.repeats < 1:
         raise UserError(f"--repeats {args.repeats}: give 1 or more")
-    unknown = [w for w in ways if w not in ("tenser", "seed_style", "one_at_a_time")] or ["tenser"] * ("tenser" not in ways)
+    unknown = [w for w in ways if w not in bench.WAYS] or ["tenser"] * ("tenser" not in ways)
     if unknown:
-        raise UserError(f"--ways {args.ways!r}: choose from tenser, seed_style, one_at_a_time (tenser included)")
+        raise UserError(f"--ways {args.ways!r}: choose from {', '.join(bench.WAYS)} (tenser included)")
     pairs = [("zeroshot", args.model)] + ([("classifier", args.classifier)] if args.classifier else [])
     results = []
     for kind, model in pairs:
@@ -239,7 +239,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         examples, _ = load_examples(task, data=args.data, limit=args.limit, seed=args.seed)
         results.append(bench.bench_task(task, model, examples, device=args.device, dtype=args.dtype,
                                         batch_size=args.batch_size, ways=ways, compile=args.compile,
-                                        allow_pickle=args.allow_pickle, repeats=args.repeats))
+                                        allow_pickle=args.allow_pickle, repeats=args.repeats,
+                                        prefix_cache=not args.no_prefix_cache, train_data=args.train_data,
+                                        seed=args.seed))
     training = None
     if args.finetune_examples:
         task = family.task("classifier", **_overrides(args.overrides))
@@ -257,5 +259,5 @@ def cmd_demo(args: argparse.Namespace) -> int:
     family = prepare_family(args)
     serve(args.pretrained, args.finetuned, task=family.name, overrides=_overrides(args.overrides),
           train_data=args.train_data, seed=args.seed, host=args.host, port=args.port, share=args.share,
-          device=args.device, dtype=args.dtype, allow_pickle=args.allow_pickle)
+          device=args.device, dtype=args.dtype, allow_pickle=args.allow_pickle, prefix_cache=not args.no_prefix_cache)
     return 0

@@ -59,6 +59,8 @@ def add_precision(p: argparse.ArgumentParser, *, compile: bool = True) -> None:
     if compile:
         p.add_argument("--compile", action="store_true", help="torch.compile the model body (compiling takes a "
                        "while first; see BENCHMARKS.md for when it pays)")
+    p.add_argument("--no-prefix-cache", action="store_true", help="zero-shot: run every input's whole prompt "
+                   "instead of the inputs' shared prefix (demonstrations, instruction, chat header) once; same scores")
 
 
 def add_yes(p: argparse.ArgumentParser) -> None:
@@ -219,14 +221,15 @@ def add_bench(sub: Any) -> None:
     p.add_argument("--model", required=True, help="causal LM for zeroshot tasks")
     p.add_argument("--classifier", help="sequence-classification checkpoint, to bench classifier tasks too")
     p.add_argument("--data", help="local data for the test split (default: the task's Hub dataset)")
-    p.add_argument("--train-data", help="local training data, for --finetune-examples")
+    p.add_argument("--train-data", help="local training data, for -T shots=k and --finetune-examples")
     p.add_argument("--limit", type=int, default=200, help="examples to score (stratified sample)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--batch-size", type=_batch_size, default="auto", help="Tenser's batch size")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
     add_precision(p)  # Tenser's; the baselines run in float32, eager
     add_allow_pickle(p)
-    p.add_argument("--ways", default="tenser,seed_style,one_at_a_time", help="comma-separated ways to time")
+    p.add_argument("--ways", default="tenser,tenser_no_prefix,seed_style,one_at_a_time",
+                   help="comma-separated ways to time")
     p.add_argument("--repeats", type=int, default=1, help="time every way N times, alternating their order; the "
                                                          "fastest counts (all are saved)")
     p.add_argument("--finetune-examples", type=int, default=0,

@@ -25,10 +25,12 @@ from typing import Any
 import torch
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
-# Below this many shared tokens the prefix is scored as before. Measured with
-# benchmarks/prefix_threshold.py (2-core CPU, fp32, batch size 1, ~40-token inputs, ms per input
-# plain vs cached): SmolLM2-135M prefix 8: 27.9 vs 28.6, 16: 31.5 vs 29.8, 32: 36.3 vs 31.4, 64: 46.2 vs 34.6;
-# tiny 2-layer GPT-2: cached is never slower by more than 0.1 ms. Caching pays from ~16 tokens.
+# Below this many shared tokens the prefix is scored as before: a cached pass adds a second
+# forward's overhead and a concatenation per layer, which small prefixes do not pay back. Measured
+# with benchmarks/prefix_threshold.py (SmolLM2-135M, fp32, 2-core shared CPU, one input per forward,
+# ~34-token inputs after the prefix; ms per input, uncached vs cached): prefix 11: 127.7 vs 128.3,
+# 19: 133.9 vs 117.6, 35: 159.5 vs 158.9 (a noisy run), 67: 257.6 vs 159.4. Even at worst the cached
+# pass is not slower past ~10 tokens; 16 leaves a margin.
 MIN_PREFIX = 16
 
 

@@ -4,16 +4,20 @@ and process, with an agreement check so speed is never bought with wrong answers
 Ways compared, per task:
 - `tenser`: `inference.predict` (length-sorted token-budget batches, right padding without an
   attention mask, LM head at the scored position only, `--dtype` as given: auto is mixed
-  precision on GPU, float32 on CPU).
+  precision on GPU, float32 on CPU), with zero-shot inputs' shared prefix run once.
+- `tenser_no_prefix`: the same without the prefix cache (`--no-prefix-cache`): the ratio is what
+  the cache saves, and its probabilities are checked against `tenser`'s (`prefix_check`).
 - `seed_style`: what the seed notebook did: every input padded to the task's max length,
   fp32, batch 8, a full forward with attention mask and logits at every position.
 - `one_at_a_time`: fp32, batch 1, a full forward per review: the reference for agreement.
-Peak memory is the GPU's per way on CUDA, the process's peak RSS so far on CPU.
+Peak memory is the GPU's per way on CUDA, the process's peak RSS so far on CPU. A task with
+`-T shots=k` gets its demonstrations as `tenser run` draws them (`--train-data`, `--seed`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import resource
 import sys
@@ -35,11 +39,14 @@ from harness.data.examples import Example
 from harness.errors import UserError
 from harness.scoring.encoding import Encoded
 from harness.scoring.inference import make_encoder, predict
+from harness.scoring.prompting import add_demonstrations
 from tasks import Task
 from tasks.kinds import get_kind
 
 MAX_DISAGREEMENT = 0.001  # share of examples whose prediction may differ from the reference
 MAX_ACCURACY_GAP = 0.001  # 0.1 accuracy points
+MAX_PREFIX_DIFF = 1e-5  # the prefix cache may move a probability by float32 rounding only (issue 23)
+WAYS = ("tenser", "tenser_no_prefix", "seed_style", "one_at_a_time")
 
 
 @torch.inference_mode()
@@ -104,7 +111,8 @@ def _timed(fn: Callable[[], np.ndarray], device: torch.device) -> tuple[np.ndarr
 
 def bench_task(task: Task, model: str, examples: list[Example], *, device: str, dtype: str,
                batch_size: int | str, ways: tuple[str, ...], compile: bool = False,
-               allow_pickle: bool = False, repeats: int = 1) -> dict[str, Any]:
+               allow_pickle: bool = False, repeats: int = 1, prefix_cache: bool = True,
+               train_data: str | None = None, seed: int = 0) -> dict[str, Any]:
     """Time every way on `examples`; check Tenser against the fp32 one-at-a-time reference.
 
     Every way first runs untimed on a few inputs spread from the shortest to the longest, so
@@ -115,7 +123,9 @@ def bench_task(task: Task, model: str, examples: list[Example], *, device: str, 
     """
     require_hf(model, "tenser bench")
     kind = model_kind(task)
-    fast = load_model(model, kind, device=device, dtype=dtype, allow_pickle=allow_pickle, compile=compile)
+    fast = load_model(model, kind, device=device, dtype=dtype, allow_pickle=allow_pickle, compile=compile,
+                      prefix_cache=prefix_cache)
+    task, _ = add_demonstrations(task, fast, train_data=train_data, seed=seed, exclude={e.id for e in examples})
     exact = fast if fast.dtype == torch.float32 and not compile else load_model(
         model, kind, device=device, dtype="float32", allow_pickle=allow_pickle)
     t0 = time.perf_counter()
@@ -125,15 +135,18 @@ def bench_task(task: Task, model: str, examples: list[Example], *, device: str, 
     n_tokens = sum(e.n_tokens for e in encoded)
     pad_to = make_encoder(task, exact).max_tokens
     mixed: dict[str, Any] = {}  # mixed-precision statistics of the timed passes
+    shared: dict[str, Any] = {}  # the prefix cache of the timed pass
 
-    def tenser(enc: list[Encoded], bar: bool) -> np.ndarray:
-        done = predict(task, fast, enc, batch_size=batch_size, progress=bar)
-        if bar:  # a timed pass
+    def tenser(enc: list[Encoded], bar: bool, loaded: LoadedModel = fast) -> np.ndarray:
+        done = predict(task, loaded, enc, batch_size=batch_size, progress=bar)
+        if bar and loaded is fast:  # a timed pass
             mixed.update(precision.merge(mixed, done.precision))
+            shared.update(done.prefix)
         return done.probs
 
     runs: dict[str, Callable[[list[Encoded], bool], np.ndarray]] = {
         "tenser": tenser,
+        "tenser_no_prefix": lambda enc, bar: tenser(enc, bar, dataclasses.replace(fast, prefix_cache=False)),
         "seed_style": lambda enc, bar: reference_probs(task, exact, enc, pad_to=pad_to, batch_size=8, progress=bar),
         "one_at_a_time": lambda enc, bar: reference_probs(task, exact, enc, batch_size=1, progress=bar),
     }
@@ -146,14 +159,15 @@ def bench_task(task: Task, model: str, examples: list[Example], *, device: str, 
         if way == "tenser":
             compile_s = time.perf_counter() - t0 if compile else 0.0
     times: dict[str, list[float]] = {way: [] for way in ways}
-    preds: dict[str, np.ndarray] = {}
+    probs_of: dict[str, np.ndarray] = {}
     peaks = dict.fromkeys(ways, 0.0)
     for r in range(repeats):  # alternate the order, so a machine that speeds up or slows down favours no way
         for way in ways if r % 2 == 0 else ways[::-1]:
             probs, seconds, peak = _timed(lambda w=way: runs[w](encoded, True), fast.device)  # type: ignore[misc]
-            preds.setdefault(way, probs.argmax(1))
+            probs_of.setdefault(way, probs)
             times[way].append(round(seconds, 3))
             peaks[way] = max(peaks[way], peak)
+    preds = {way: p.argmax(1) for way, p in probs_of.items()}
     rows: dict[str, dict[str, Any]] = {}
     for way in ways:
         seconds = min(times[way])
@@ -166,6 +180,7 @@ def bench_task(task: Task, model: str, examples: list[Example], *, device: str, 
         rows[way]["speedup_vs_tenser"] = round(rows[way]["seconds"] / rows["tenser"]["seconds"], 2)
     return {"task": task.name, "n": len(examples), "tokens": n_tokens, "tokenize_s": round(tokenize_s, 3),
             "compile_s": round(compile_s, 3), "ways": rows, "agreement": check,
+            "prefix_cache": shared, "prefix_check": prefix_check(probs_of),
             "runtime": {**runtime_info(fast, batch_size), **({"mixed_precision": mixed} if mixed else {})}}
 
 
@@ -175,6 +190,15 @@ def agreement(pred: np.ndarray, ref: np.ndarray, gold: np.ndarray) -> dict[str, 
     gap = abs(float((pred == gold).mean()) - float((ref == gold).mean()))
     return {"disagreement": disagree, "accuracy_gap": gap,
             "ok": disagree <= MAX_DISAGREEMENT + 1e-12 and gap <= MAX_ACCURACY_GAP + 1e-12}  # 1 in 1,000 is ok
+
+
+def prefix_check(probs_of: dict[str, np.ndarray]) -> dict[str, Any] | None:
+    """Tenser with the prefix cache against Tenser without: the largest probability change, the same predictions."""
+    if "tenser_no_prefix" not in probs_of:
+        return None
+    diff = float(np.abs(probs_of["tenser"] - probs_of["tenser_no_prefix"]).max())
+    same = bool((probs_of["tenser"].argmax(1) == probs_of["tenser_no_prefix"].argmax(1)).all())
+    return {"max_prob_diff": diff, "same_predictions": same, "ok": same and diff <= MAX_PREFIX_DIFF}
 
 
 def markdown(results: list[dict[str, Any]], training: dict[str, Any] | None = None) -> str:
@@ -187,6 +211,11 @@ def markdown(results: list[dict[str, Any]], training: dict[str, Any] | None = No
             lines.append(f"| {r['task']} | agreement with reference | | | | | | "
                          f"{agree['disagreement']:.2%} disagree, gap {agree['accuracy_gap']:.4f} | "
                          f"{'ok' if agree['ok'] else 'FAILED'} |")
+        same = r.get("prefix_check")
+        if same:
+            lines.append(f"| {r['task']} | prefix cache vs none | | | | | | max prob diff {same['max_prob_diff']:.1e}, "
+                         f"{'same' if same['same_predictions'] else 'DIFFERENT'} predictions | "
+                         f"{'ok' if same['ok'] else 'FAILED'} |")
         for way, w in r["ways"].items():
             lines.append(f"| {r['task']} | {way} | {r['n']} | {w['seconds']:.2f} | {w['examples_per_s']:.1f} | "
                          f"{w['tokens_per_s']:.0f} | {w['peak_memory_mib']:.0f} | {w['accuracy']:.4f} | "
@@ -208,6 +237,12 @@ def markdown(results: list[dict[str, Any]], training: dict[str, Any] | None = No
             lines.append(f"- {r['task']}, mixed precision: {mixed['sampled_fp32']} inputs sampled and "
                          f"{mixed['rescored_fp32']} near-ties re-scored in fp32 of {mixed['scored']}; bf16 error "
                          f"{mixed['sample_error']:.4f}, threshold {mixed['threshold']:.4f}.")
+        shared = r.get("prefix_cache") or {}
+        if shared.get("prefix_tokens"):
+            lines.append(f"- {r['task']}: a {shared['prefix_tokens']}-token shared prefix run once "
+                         f"({shared['tokens_saved']} tokens saved of {r['tokens']}).")
+        elif shared.get("off"):
+            lines.append(f"- {r['task']}: prefix cache off ({shared['off']}).")
         if r.get("compile_s"):
             lines.append(f"- {r['task']}: compiling took {r['compile_s']:.1f} s before the timed pass.")
     return "\n".join(lines) + "\n"
@@ -219,10 +254,12 @@ def write_outputs(results: list[dict[str, Any]], training: dict[str, Any] | None
     (out / "bench.json").write_text(json.dumps({"scoring": results, "finetuning": training}, indent=2) + "\n")
     (out / "bench.md").write_text(markdown(results, training))
     print(markdown(results, training), file=sys.stderr)
-    failed = [r["task"] for r in results if r["agreement"] and not r["agreement"]["ok"]]
+    failed = [r["task"] for r in results if (r["agreement"] and not r["agreement"]["ok"])
+              or (r.get("prefix_check") and not r["prefix_check"]["ok"])]
     if failed:
         raise UserError(f"agreement check failed for {', '.join(failed)}: Tenser's predictions differ from the "
-                        f"fp32 one-at-a-time reference beyond {MAX_DISAGREEMENT:.1%} (see {out / 'bench.json'})")
+                        f"fp32 one-at-a-time reference beyond {MAX_DISAGREEMENT:.1%}, or the prefix cache changed "
+                        f"a probability by over {MAX_PREFIX_DIFF} (see {out / 'bench.json'})")
 
 
 def bench_finetune(model: str, task: Task, examples: list[Example], *, device: str,

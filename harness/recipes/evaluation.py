@@ -46,6 +46,7 @@ class Options:
     overwrite: bool = False  # replace a non-empty run folder
     use_cache: bool = True  # reuse cached scores ($TENSER_CACHE)
     allow_pickle: bool = False
+    prefix_cache: bool = True  # zero-shot: run the inputs' shared token prefix once (same scores, less work)
 
     @classmethod
     def of(cls, given: dict[str, Any]) -> Options:
@@ -64,6 +65,8 @@ class Options:
         values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
         if hasattr(args, "no_cache"):
             values["use_cache"] = not args.no_cache
+        if hasattr(args, "no_prefix_cache"):
+            values["prefix_cache"] = not args.no_prefix_cache
         return cls(**values)
 
 
@@ -106,7 +109,7 @@ def score_model(tasks: list[Task], model: str, out: Path, *, data: str | None, l
     t0 = time.perf_counter()
     kind = model_kind(tasks[0])
     loaded = load_backend(model, kind, device=opts.device, dtype=opts.dtype, allow_pickle=opts.allow_pickle,
-                          compile=opts.compile, task=tasks[0].name)
+                          compile=opts.compile, task=tasks[0].name, prefix_cache=opts.prefix_cache)
     load_s = time.perf_counter() - t0
     exclude = {e.id for e in examples} | {e.text for e in examples}
     shots = [prompting.add_demonstrations(t, loaded, train_data=opts.train_data, seed=opts.seed, exclude=exclude)

@@ -137,8 +137,10 @@ def _check(run_dir: Path, model: str, *, data: str | None, split: str | None, li
 
 
 def reference_scores(task: Task, model: str, texts: Sequence[Inputs], *, device: str, allow_pickle: bool) -> np.ndarray:
-    """Uncalibrated label probabilities the reference way: float32 weights, batch size 1."""
-    loaded = load_backend(model, model_kind(task), device=device, dtype="float32", allow_pickle=allow_pickle)
+    """Uncalibrated label probabilities the reference way: float32 weights, batch size 1, every prompt whole
+    (no prefix cache: an independent check of the cached path)."""
+    loaded = load_backend(model, model_kind(task), device=device, dtype="float32", allow_pickle=allow_pickle,
+                          prefix_cache=False)
     encoded = inference.make_encoder(task, loaded).encode_many(texts)
     return inference.predict(task, loaded, encoded, batch_size=1, progress=False).probs
 

@@ -29,7 +29,7 @@ from harness.store import runs
 from harness.store.cache import ScoreCache
 from tasks import Task
 
-STATS = ("resumed", "cached", "scored", "tokens", "tokenize_s", "score_s")
+STATS = ("resumed", "cached", "scored", "tokens", "prefix_saved", "tokenize_s", "score_s")
 Predict = Callable[[list[Encoded], OnBatch], Predicted]
 
 
@@ -71,13 +71,14 @@ def prediction_record(task: Task, example: Example, probs: np.ndarray, raw: np.n
 @dataclass(frozen=True)
 class Collected:
     """What `collect` measured: the records (rank 0; None on other ranks), what was reused and how long it
-    took (`STATS`, all ranks summed on rank 0), this process's mixed-precision statistics, and the batch
-    plan `predict` ended with (None when this process scored nothing)."""
+    took (`STATS`, all ranks summed on rank 0), this process's mixed-precision statistics and shared prefix, and
+    the batch plan `predict` ended with (None when this process scored nothing)."""
 
     records: list[dict[str, Any]] | None
     stats: dict[str, float]
     precision: dict[str, Any] = field(default_factory=dict)
     plan: BatchPlan | None = None
+    prefix: dict[str, Any] = field(default_factory=dict)  # `Predicted.prefix`; tokens_saved summed over ranks
 
 
 @dataclass(frozen=True)
@@ -130,11 +131,12 @@ def collect(job: Collector, examples: list[Example], run_dir: Path, *, key: str 
     by_id, totals = dict(done), {**dict.fromkeys(STATS, 0.0), "resumed": len(done)}
     for records, stats in gathered:
         by_id.update((r["id"], r) for r in records or [])
-        for k in ("cached", "scored", "tokens"):
+        for k in ("cached", "scored", "tokens", "prefix_saved"):
             totals[k] += stats[k]
         for k in ("tokenize_s", "score_s"):
             totals[k] = max(totals[k], stats[k])  # processes run side by side: the slowest one counts
-    return dataclasses.replace(mine_done, records=[by_id[e.id] for e in examples], stats=totals)
+    prefix = {**mine_done.prefix, "tokens_saved": int(totals["prefix_saved"])} if mine_done.prefix else {}
+    return dataclasses.replace(mine_done, records=[by_id[e.id] for e in examples], stats=totals, prefix=prefix)
 
 
 def _resumed(job: Collector, run_dir: Path, key: str | None, w: distributed.World) -> dict[str, dict[str, Any]]:
@@ -177,14 +179,15 @@ def _score(job: Collector, chosen: list[Example], log: runs.PredictionLog) -> Co
 
     mixed: dict[str, Any] = {}
     plan: BatchPlan | None = None
+    prefix: dict[str, Any] = {}
     try:
         if encoded:
             done = job.predict(encoded, on_batch)
-            mixed, plan = precision.merge(mixed, done.precision), done.plan
+            mixed, plan, prefix = precision.merge(mixed, done.precision), done.plan, done.prefix
     except NonFiniteScores as exc:
         ids = ", ".join(misses[i].id for i in exc.positions[:5])
         raise exc.extended(f" (ids: {ids}); they get no prediction. The {len(out)} predictions scored so far "
                            f"are kept; after fixing, resume with: {runs.resume_command(log.run_dir)}") from None
     stats = {"resumed": 0.0, "cached": len(hits), "scored": len(misses), "tokens": sum(e.n_tokens for e in encoded),
-             "tokenize_s": t1 - t0, "score_s": time.perf_counter() - t1}
-    return Collected(out, stats, mixed, plan)
+             "prefix_saved": prefix.get("tokens_saved", 0), "tokenize_s": t1 - t0, "score_s": time.perf_counter() - t1}
+    return Collected(out, stats, mixed, plan, prefix)

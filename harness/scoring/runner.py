@@ -65,7 +65,8 @@ def score_run(
                                                                   "max_tokens": used.max_tokens},
                **({"mixed_precision": collected.precision} if collected.precision else {})}
     results = distributed.on_main(lambda: finish(task, loaded, encoder, data_info, run_dir, records or [],
-                                                 collected.stats, runtime=runtime, load_s=load_s, extra=extra))
+                                                 collected.stats, runtime=runtime, load_s=load_s, extra=extra,
+                                                 prefix=collected.prefix))
     if not w.main:  # rank 0 saw it too where the filesystem is shared; on a node of its own, it is still here
         (run_dir / runs.partial_name(w.rank, w.size)).unlink(missing_ok=True)
     return results
@@ -73,8 +74,9 @@ def score_run(
 
 def finish(task: Task, loaded: Backend, encoder: Encoder, data_info: DataInfo, run_dir: Path,
            records: list[dict[str, Any]], stats: dict[str, float], *, runtime: dict[str, Any], load_s: float,
-           extra: dict[str, Any] | None) -> dict[str, Any]:
-    """Metrics from the records alone, results.json and predictions.jsonl (rank 0)."""
+           extra: dict[str, Any] | None, prefix: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Metrics from the records alone, results.json and predictions.jsonl (rank 0); `prefix`: the shared
+    prefix run once (`scoring.prefix_cache`; absent when nothing was scored or the kind has none)."""
     gold = np.array([task.labels.index(r["label"]) for r in records])
     metrics = compute_metrics(gold, _probs(records, "probs", task), task.labels)
     metrics["n_truncated"] = sum(bool(r["truncated"]) for r in records)
@@ -86,7 +88,7 @@ def finish(task: Task, loaded: Backend, encoder: Encoder, data_info: DataInfo, r
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "task": task.to_dict(),
         "model": loaded.info,
-        "scoring": scoring_info(task, loaded, encoder),
+        "scoring": {**scoring_info(task, loaded, encoder), **({"prefix_cache": prefix} if prefix else {})},
         **data_info.to_dict(),
         "metrics": metrics,
         "timings": {
