@@ -40,7 +40,7 @@ def test_tiny_bench_all_ways_agree_and_are_saved(tmp_path, gpt2_dir, gpt2_clf_di
     for r in saved["scoring"]:
         assert r["n"] == 24 and r["tokens"] > 24
         assert r["agreement"] == {"disagreement": 0.0, "accuracy_gap": 0.0, "ok": True}
-        assert set(r["ways"]) == {"tenser", "seed_style", "one_at_a_time"}
+        assert set(r["ways"]) == {"tenser", "tenser_no_prefix", "seed_style", "one_at_a_time"}
         for way in r["ways"].values():
             assert way["seconds"] > 0 and way["peak_memory_mib"] > 0
             assert way["examples_per_s"] == pytest.approx(24 / way["seconds"], rel=0.05)
