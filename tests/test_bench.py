@@ -109,7 +109,7 @@ def test_agreement_limits():
 
 def test_bad_ways_and_repeats_are_user_errors(gpt2_dir, capsys):
     code, _, err = _bench(["--model", str(gpt2_dir), "--ways", "tenser,pipeline"], capsys)
-    assert code == 2 and "--ways 'tenser,pipeline': choose from tenser, seed_style, one_at_a_time" in err
+    assert code == 2 and "--ways 'tenser,pipeline': choose from tenser, tenser_no_prefix, seed_style, one_at_a_time" in err
     code, _, err = _bench(["--model", str(gpt2_dir), "--repeats", "0"], capsys)
     assert code == 2 and "--repeats 0: give 1 or more" in err and "Traceback" not in err
 
