@@ -76,12 +76,14 @@ class Prefix:
     def __init__(self, body: Any, ids: list[int]) -> None:
         self.body, self.ids, self.arg = body, ids, cache_argument(body)
         device = next(body.parameters()).device
-        state = DynamicCache()
+        state = DynamicCache(config=getattr(body, "config", None))  # with the config: sliding layers show as such
         with torch.inference_mode():
             body(input_ids=torch.tensor([ids], device=device), use_cache=True, **{self.arg: state})
         # Only plain full-attention layers can be shared this way (no sliding windows, no recurrent state).
-        self.usable = bool(state.layers) and all(type(layer) is DynamicLayer for layer in state.layers)
-        self.layers = [(layer.keys, layer.values) for layer in state.layers] if self.usable else []
+        self.layers: list[tuple[torch.Tensor, torch.Tensor]] = [
+            (layer.keys, layer.values) for layer in state.layers
+            if type(layer) is DynamicLayer and layer.keys is not None and layer.values is not None]
+        self.usable = bool(self.layers) and len(self.layers) == len(state.layers)
 
     def __len__(self) -> int:
         return len(self.ids)
