@@ -126,7 +126,7 @@ def test_the_registry_speaks_up() -> None:
         registry.load_backend("fake:random", "causal_lm")
     with pytest.raises(ValueError, match="already registered"):
         register_backend("fake", load_fake)
-    assert registry.prefix_of("gpt2") == registry.prefix_of("C:\\models\\gpt2") == base.HF
+    assert registry.prefix_of("gpt2") == registry.prefix_of("C:\\models\\gpt2") == registry.HF
     assert registry.prefix_of("embedded:smollm2") == "embedded" and registry.is_hf("embedded:smollm2")
 
 
