@@ -33,8 +33,8 @@ from demo.outputs import (
 from demo.pairing import check_pair
 from demo.predictors import Predictor
 from demo.sample_reviews import SAMPLE_REVIEWS
-from harness.backends.base import Backend, load_backend
-from harness.backends.model_kinds import checkpoint_kind, model_kind
+from harness.backends.base import Backend
+from harness.backends.registry import checkpoint_kind, load_backend, model_kind
 from harness.errors import UserError, renamed_params
 from tasks import Task, get_family, get_task
 from tasks.fields import input_columns

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from harness.backends.loading import content_hash, is_classifier
-from harness.backends.model_kinds import architectures
+from harness.backends.registry import architectures
 from harness.data.embedded import is_embedded
 from harness.errors import UserError
 

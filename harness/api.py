@@ -25,12 +25,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness import distributed
-from harness.backends.base import require_hf
-from harness.backends.model_kinds import checkpoint_kind
+from harness.backends.registry import checkpoint_kind, require_hf
 from harness.errors import UserError, renamed_params
-from harness.recipes import noise_check, seed_runs
+from harness.recipes import compare_folder, noise_check, seed_runs
 from harness.recipes.evaluation import Options, score_model, settings_suffix
-from harness.store import compare_folder
 from harness.store.runs import Run
 from harness.training import model_card
 from harness.training.config import FinetuneConfig

@@ -81,5 +81,6 @@ def _one(what: str, value: str, rows: list[Kind]) -> Kind:
 
 
 def fields_of_other_kinds(kind: str) -> tuple[str, ...]:
-    """The fields a task of `kind` may not set: those other kinds own."""
-    return tuple(f for k in KINDS.values() if k.name != kind for f in k.only)
+    """The fields a task of `kind` may not set: those other kinds own and it does not share."""
+    mine = set(get_kind(kind).only)
+    return tuple(dict.fromkeys(f for k in KINDS.values() if k.name != kind for f in k.only if f not in mine))

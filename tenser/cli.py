@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"tenser {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt as exc:
-        from harness.store.jobs import interrupted_message
+        from harness.recipes.jobs import interrupted_message
 
         kept = interrupted_message(exc, args.command, getattr(args, "output", None))
         print(f"tenser {args.command}: interrupted; {kept}", file=sys.stderr)

@@ -83,8 +83,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness import distributed
+    from harness.recipes import jobs
     from harness.recipes.evaluation import Options, model_slugs, score_model, settings_suffix
-    from harness.store import jobs
     from tasks import prompt_variants
     from tasks.kinds import get_kind
 

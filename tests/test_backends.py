@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.backends import base
-from harness.backends.base import BatchPlan, fixed_plan, register_backend
+from harness.backends import base, registry
+from harness.backends.base import BatchPlan, fixed_plan
 from harness.backends.fake import WordTokenizer, load_fake
+from harness.backends.registry import register_backend
 from harness.errors import UserError
 from harness.scoring.inference import make_encoder, predict
 from tasks import Task, get_task
@@ -120,13 +121,13 @@ def test_the_fake_tokenizer_cuts_long_reviews_inside_the_review() -> None:
 
 def test_the_registry_speaks_up() -> None:
     with pytest.raises(UserError, match=r"no backend has the prefix fak:\. Did you mean fake:\?"):
-        base.load_backend("fak:uniform", "causal_lm")
+        registry.load_backend("fak:uniform", "causal_lm")
     with pytest.raises(UserError, match="unknown fake model.*fake:seeded-7"):
-        base.load_backend("fake:random", "causal_lm")
+        registry.load_backend("fake:random", "causal_lm")
     with pytest.raises(ValueError, match="already registered"):
         register_backend("fake", load_fake)
-    assert base.prefix_of("gpt2") == base.prefix_of("C:\\models\\gpt2") == base.HF
-    assert base.prefix_of("embedded:smollm2") == "embedded" and base.is_hf("embedded:smollm2")
+    assert registry.prefix_of("gpt2") == registry.prefix_of("C:\\models\\gpt2") == registry.HF
+    assert registry.prefix_of("embedded:smollm2") == "embedded" and registry.is_hf("embedded:smollm2")
 
 
 def test_commands_that_need_a_hugging_face_model_refuse_fake(tmp_path: Path, data: Path,

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import tenser
-from harness.backends import base
-from harness.backends.base import register_backend
+from harness.backends import registry
 from harness.backends.fake import FakeModel, FakeScorer
+from harness.backends.registry import register_backend
 from harness.errors import UserError
 from harness.recipes import noise_check
 from tests.conftest import write_rows
@@ -99,7 +99,7 @@ class FlakyModel(FakeModel):
 
 
 FLAKY = FakeModel("fake:uniform", None).tokenizer(" FLAKY")["input_ids"][0]  # the token id of " FLAKY"
-if "flaky" not in base._BACKENDS:
+if "flaky" not in registry._BACKENDS:
     register_backend("flaky", lambda name, kind, **options: FlakyModel(name, 7))
 
 

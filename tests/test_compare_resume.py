@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from harness.store import compare_folder, runs
+from harness.recipes import compare_folder
+from harness.store import runs
 from tenser.cli import main
 from tests.conftest import write_rows
 from tests.test_finetune import separable
@@ -58,7 +59,7 @@ def printer():
         callback.on_save = stop_here  # after the first epoch's checkpoint is saved
     return callback
 training._epoch_printer = printer
-import harness.store.compare_folder as compare_state
+import harness.recipes.compare_folder as compare_state
 real_mark = compare_state.CompareFolder.mark
 def mark(self, now, **record):
     real_mark(self, now, **record)
@@ -212,7 +213,7 @@ def test_an_old_compare_folder_without_compare_json_is_refused(tmp_path, gpt2_di
 
 
 def test_ctrl_c_during_compare_says_to_rerun_the_same_command():
-    from harness.store.jobs import Interrupted, interrupted_message
+    from harness.recipes.jobs import Interrupted, interrupted_message
 
     for exc in (KeyboardInterrupt(), Interrupted(Path("out/runs/x"))):
         assert "rerun the same command to continue" in interrupted_message(exc, "compare")

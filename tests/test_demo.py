@@ -22,7 +22,7 @@ from demo.inputs import EMPTY_BATCH, EMPTY_REVIEW, MAX_CHARS, MAX_ROWS, InputPro
 from demo.outputs import batch_table, display_table, token_note, verdict, write_csv  # noqa: E402
 from demo.predictors import Answer, Predictor  # noqa: E402
 from demo.sample_reviews import SAMPLE_REVIEWS  # noqa: E402
-from harness.backends.model_kinds import checkpoint_kind  # noqa: E402
+from harness.backends.registry import checkpoint_kind  # noqa: E402
 from harness.errors import UserError  # noqa: E402
 from tasks import get_task  # noqa: E402
 from tenser.cli import main as tenser  # noqa: E402

@@ -449,7 +449,7 @@ def test_the_plain_embedded_lm_as_the_demos_finetuned_model_is_warned_about(
         as_embedded: Path, converted: tuple[Path, dict], gpt2_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Issue 24 item 10: a never-fine-tuned LM named `embedded:NAME` is read through its converted folder."""
     from demo.pairing import check_pair
-    from harness.backends.model_kinds import checkpoint_kind
+    from harness.backends.registry import checkpoint_kind
 
     shutil.copytree(converted[0], as_embedded)
     check_pair(str(gpt2_dir), "embedded:tiny")

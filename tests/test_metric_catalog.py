@@ -54,7 +54,8 @@ def test_one_resample_constant() -> None:
     """The 2,000 resamples live in the catalog only (the secondary metrics' 1,000 beside them)."""
     hits = [f"{p.relative_to(ROOT)}: {line.strip()}" for pkg in ("harness", "reports") for p in (ROOT / pkg).rglob("*.py")
             for line in p.read_text().splitlines() if re.search(r"\b(2000|2_000|1000|1_000)\b", line)]
-    assert [h for h in hits if not h.startswith("harness/metric_catalog.py")] == []
+    not_resamples = ("harness/metrics/seed_power.py: MOST_SEEDS = 1000",)  # a search cap, not a resample count
+    assert [h for h in hits if not h.startswith(("harness/metrics/catalog.py", *not_resamples))] == []
 
 
 @pytest.fixture

@@ -75,7 +75,8 @@ def test_field_table_defaults_match_the_code():
 def test_every_module_has_a_line_in_layout():
     layout = section("Layout")
     missing = [str(p.relative_to(ROOT)) for pkg in ("tasks", "harness", "reports", "demo", "tenser")
-               for p in sorted((ROOT / pkg).rglob("*.py")) if p.name != "__init__.py" or p.parent.name == pkg
+               for p in sorted((ROOT / pkg).rglob("*.py") if pkg == "harness" else (ROOT / pkg).glob("*.py"))
+               if p.name != "__init__.py" or p.parent.name == pkg
                if f"`{p.relative_to(ROOT)}`" not in layout]
     assert missing == [], "add a line per module to README's Layout section"
     rooms = [p.parent for p in sorted((ROOT / "harness").glob("*/__init__.py"))]
@@ -195,3 +196,66 @@ def test_rte_example_reads_both_sentences_from_local_files(tmp_path, clean_regis
     examples, _ = load_examples(zs)
     assert examples[1].fields == {"sentence1": "Paris is in France.", "sentence2": "Paris is in Spain."}
     assert [e.label for e in examples] == [0, 1] and load_examples(clf, split="train")[0][0].fields == examples[0].fields
+
+
+def test_adding_a_backend_example_runs_through_run_report_and_gate(tmp_path, monkeypatch):
+    from harness.backends import registry
+    from tenser.cli import main
+
+    monkeypatch.setattr(registry, "_BACKENDS", dict(registry._BACKENDS))  # the example registers; undo it after
+    [code] = blocks(section("Adding a backend"), "python")
+    exec(compile(code, "README: Adding a backend", "exec"), {})
+    rows = [{"text": f"A {'great' if i % 2 else 'dull'} film.", "label": i % 2} for i in range(12)]
+    data = tmp_path / "reviews.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for model in ("keyword:great", "keyword:film"):
+        assert main(["run", "--model", model, "--data", str(data), "--out", str(tmp_path / "runs"), "--no-cache"]) == 0
+    [great] = (tmp_path / "runs").glob("*great*")
+    [film] = (tmp_path / "runs").glob("*film*")
+    results = json.loads((great / "results.json").read_text())
+    assert results["metrics"]["accuracy"] == 1.0 and results["model"]["backend"] == "keyword"
+    assert json.loads((film / "results.json").read_text())["metrics"]["accuracy"] == 0.5
+    assert main(["report", str(film), str(great), "--out", str(tmp_path / "r.html")]) == 0
+    assert main(["gate", str(film), str(great)]) == 0
+
+
+def test_adding_a_task_kind_example_scores_mean_log_probs(tmp_path, monkeypatch, gpt2_dir, clean_registry):
+    from harness.backends import scorers
+    from tasks import kinds
+    from tenser.cli import main
+
+    monkeypatch.setattr(kinds, "KINDS", dict(kinds.KINDS))
+    monkeypatch.setattr(scorers, "SCORERS", dict(scorers.SCORERS))
+    [code] = blocks(section("Adding a task kind"), "python")
+    exec(compile(code, "README: Adding a task kind", "exec"), {})
+    words = (" very bad film", " good")  # a three-token and a one-token label word: mean and sum differ
+    summed = dataclasses.replace(get_task("imdb_zeroshot"), name="words_sum", label_words=words)
+    registry_module.register_task(summed)
+    registry_module.register_task(dataclasses.replace(summed, name="words_mean", kind="zeroshot_mean"))
+    rows = [{"text": f"the movie was {w} and long", "label": i % 2} for i, w in enumerate(["good", "bad"] * 4)]
+    data = tmp_path / "reviews.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "runs"
+    for name in ("words_sum", "words_mean"):
+        assert main(["run", "--model", str(gpt2_dir), "--task", name, "--data", str(data), "--out", str(out),
+                     "--no-cache", "--device", "cpu"]) == 0
+    [sum_dir] = out.glob("words_sum__*")
+    [mean_dir] = out.glob("words_mean__*")
+    assert "mean log P" in json.loads((mean_dir / "results.json").read_text())["scoring"]["method"]
+    tokens = json.loads((sum_dir / "results.json").read_text())["scoring"]["label_tokens"]
+    lengths = [len(tokens[label]) for label in summed.labels]
+    assert lengths[0] > 1 == lengths[1]
+    import numpy as np
+    import torch
+
+    from harness.backends.registry import load_backend
+    from harness.scoring.inference import make_encoder
+
+    # Independently: the summed log-probs from the zero-shot scorer, each divided by its word's length.
+    loaded = load_backend(str(gpt2_dir), "causal_lm", device="cpu")
+    encoded = make_encoder(summed, loaded).encode_many([r["text"] for r in rows])
+    raw = scorers.ZeroShotScorer(loaded.model, loaded.tokenizer, summed).score(encoded)
+    expected = torch.softmax(raw / raw.new_tensor(lengths), dim=1).numpy()
+    by_id = {r["id"]: r for r in map(json.loads, (mean_dir / "predictions.jsonl").read_text().splitlines())}
+    got = np.array([[by_id[f"test-{i:05d}"]["probs"][label] for label in summed.labels] for i in range(len(rows))])
+    assert np.allclose(got, expected, atol=1e-5) and not np.allclose(got, torch.softmax(raw, dim=1).numpy(), atol=1e-3)

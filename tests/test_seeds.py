@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from harness.store import compare_folder, runs
+from harness.recipes import compare_folder
+from harness.store import runs
 from tenser.cli import main
 from tests.conftest import write_rows
 from tests.test_compare_resume import _args, _spy_finetune

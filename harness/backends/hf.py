@@ -17,13 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 
-import harness
 from harness.backends import precision
-from harness.backends.base import BatchPlan, BatchTooLarge, fixed_plan
+from harness.backends.base import BatchPlan, BatchTooLarge, Encoded, fixed_plan
 from harness.backends.prefix import MIN_PREFIX, common_prefix
 from harness.backends.scorers import Scorer, ZeroShotScorer, build_scorer
-from harness.scoring.encoding import Encoded
-from harness.store import cache
+from harness.store.identity import weights_identity
+from harness.version import VERSION
 from tasks import Task
 
 # Padded tokens per batch for --batch-size auto on a GPU; it halves on out-of-memory.
@@ -55,7 +54,7 @@ class LoadedModel:
 
     @property
     def identity(self) -> str | None:
-        return cache.model_identity(self.info)
+        return weights_identity(self.info)
 
     @property
     def device_type(self) -> str:
@@ -160,4 +159,4 @@ def versions() -> dict[str, str]:
     import transformers
 
     return {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": transformers.__version__,
-            "numpy": np.__version__, "tenser": harness.__version__}
+            "numpy": np.__version__, "tenser": VERSION}

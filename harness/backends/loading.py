@@ -11,7 +11,6 @@ a one-line error. Remote code never runs (`trust_remote_code=False`).
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import pickle
@@ -27,6 +26,7 @@ from harness.backends.hf import LoadedModel
 from harness.data.embedded import is_embedded
 from harness.data.hub import hub_endpoint_reachable, hub_offline
 from harness.errors import UserError, first_line
+from harness.store.identity import content_hash
 from tasks import TaskError, get_family
 from tasks.kinds import ModelKind, kind_for_model
 
@@ -286,22 +286,6 @@ def weights_note(folder: str) -> str | None:
     except (OSError, ValueError):
         return None
     return f"fine-tuned from {base}" if base else None
-
-
-HASHED = (".safetensors", ".bin", ".json", ".model", ".txt")  # weights, configs, tokenizer files (merges.txt, ...)
-NOT_HASHED = ("training_log.json", embedded.PROVENANCE)  # how the weights were made, not what scores
-
-
-def content_hash(folder: Path) -> str:
-    """A short sha256 over the folder's weight, config and tokenizer files, identifying the checkpoint."""
-    h = hashlib.sha256()
-    files = sorted(p for p in folder.iterdir() if p.suffix in HASHED and p.is_file() and p.name not in NOT_HASHED)
-    for p in files:
-        h.update(p.name.encode())
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                h.update(chunk)
-    return "sha256:" + h.hexdigest()[:16]
 
 
 logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.backends.base import Encoded
 from harness.backends.scorers import Scorer
-from harness.scoring.encoding import Encoded
 
 SAMPLE = 16  # inputs scored both ways to measure bf16's error
 SAFETY = 4.0  # threshold = SAFETY x the largest error seen in the sample

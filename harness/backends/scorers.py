@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 import torch
 
+from harness.backends.base import Encoded, label_token_ids
 from harness.backends.prefix import Prefix
 from harness.errors import UserError
-from harness.scoring.encoding import Encoded, label_token_ids
 from tasks import Task
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from harness.data.embedded import data_path, is_embedded
 from harness.data.hub import hub_endpoint_reachable, hub_offline
 from harness.errors import UserError, first_line
-from harness.store import identity
+from harness.store.identity import data_ref
 from tasks import Task
 from tasks.fields import input_columns, main_column
 
@@ -84,7 +84,7 @@ def load_examples(
         source = data
     else:
         ids, columns, raw_labels = _from_path(Path(data).expanduser(), task, split)
-        source = identity.data_ref(data) or data
+        source = data_ref(data) or data
     examples = _to_examples(ids, columns, raw_labels, task, source)
     info_n = len(examples)
     chosen = sample_stratified(examples, limit, seed, source=source)

@@ -31,10 +31,9 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.backends import precision
-from harness.backends.base import require_hf
 from harness.backends.hf import runtime_info
 from harness.backends.loading import LoadedModel, load_model
-from harness.backends.model_kinds import model_kind
+from harness.backends.registry import model_kind, require_hf
 from harness.data.examples import Example
 from harness.errors import UserError
 from harness.scoring.encoding import Encoded

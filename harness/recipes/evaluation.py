@@ -2,7 +2,7 @@
 
 `score_model` is what `tenser run`, `tenser compare` and the Python API (`harness.api`) call:
 load the data and the model once, add the task's demonstrations, optionally select a prompt
-variant on a validation split, then one job per run folder (`harness.store.jobs`). Run folders are
+variant on a validation split, then one job per run folder (`harness.recipes.jobs`). Run folders are
 named `TASK__MODEL`, with a short suffix when the task's settings differ from the registered
 task's (`-T` overrides), and models that share a folder name are told apart by their parent.
 """
@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness import distributed
-from harness.backends.base import load_backend
-from harness.backends.model_kinds import model_kind
+from harness.backends.registry import load_backend, model_kind
 from harness.data.examples import load_examples
 from harness.errors import UserError
+from harness.recipes import jobs
 from harness.scoring import prompting
-from harness.store import jobs, runs
+from harness.store import runs
 from tasks import Task, TaskError, get_task
 
 

@@ -24,8 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.backends.base import load_backend
-from harness.backends.model_kinds import model_kind
+from harness.backends.registry import load_backend, model_kind
 from harness.data.examples import Example, load_examples, sample_stratified
 from harness.scoring import calibration, inference
 from harness.scoring.encoding import Inputs

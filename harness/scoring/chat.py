@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from harness.backends.base import answer_word, label_words
 from harness.errors import UserError
 from tasks import Task
 from tasks.fields import placeholders, split_at_fields
@@ -67,16 +68,6 @@ def split(text: str, tokenizer: Any) -> Rendered:
     cut_head = max((before.rfind(t) + len(t) for t in specials if t in before), default=0)
     cut_tail = min((after.find(t) for t in specials if t in after), default=len(after))
     return Rendered(before[:cut_head], before[cut_head:] + fields + after[:cut_tail], after[cut_tail:])
-
-
-def answer_word(word: str) -> str:
-    """A label word as the start of the assistant's answer: without its leading whitespace."""
-    return word.lstrip()
-
-
-def label_words(task: Task) -> tuple[str, ...]:
-    """The words scored for each label: as given, or as answers under a chat template."""
-    return tuple(answer_word(w) for w in task.label_words) if task.chat_template else task.label_words
 
 
 def record(task: Task, rendered: Rendered) -> dict[str, Any]:

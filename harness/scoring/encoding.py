@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from harness.backends.base import Encoded, Inputs, label_token_ids  # noqa: F401  (label_token_ids: re-exported)
 from harness.errors import UserError
 from harness.scoring import chat
 from tasks import Task
@@ -30,20 +30,6 @@ logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR
 # (tokenizing megabytes with offsets takes seconds and gigabytes). Tokens average 3-5 characters, so
 # the tokens kept after truncation are the same unless a field's tokens average over 20 characters.
 MAX_CHARS_PER_TOKEN = 20
-Inputs = str | Mapping[str, str]  # one text (a one-field task), or each input column's text
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """Token ids for one input, its length, whether it was cut to fit, and which field was cut."""
-
-    ids: list[int]
-    truncated: bool
-    cut: str = ""  # the input column that gave way; "" when none did
-
-    @property
-    def n_tokens(self) -> int:
-        return len(self.ids)
 
 
 class Encoder:
@@ -181,14 +167,3 @@ class Encoder:
     def decode(self, encoded: Encoded) -> str:
         """The exact text the model sees for `encoded` (after truncation)."""
         return str(self.tokenizer.decode(encoded.ids))
-
-
-def label_token_ids(task: Task, tokenizer: Any) -> list[list[int]]:
-    """Token ids of each label word; a word that tokenizes to nothing is a user error."""
-    out = []
-    for label, word in zip(task.labels, chat.label_words(task)):
-        ids = tokenizer(word, add_special_tokens=False)["input_ids"]
-        if not ids:
-            raise UserError(f"task {task.name!r}: label word {word!r} for {label!r} tokenizes to nothing; pick another")
-        out.append(list(ids))
-    return out

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-import harness
 from harness import distributed
 from harness.backends.base import Backend
 from harness.data.examples import DataInfo, Example
@@ -24,6 +23,7 @@ from harness.scoring import calibration, chat, collect, inference
 from harness.scoring.encoding import Encoder
 from harness.store import runs
 from harness.store.cache import ScoreCache
+from harness.version import VERSION
 from tasks import Task
 
 
@@ -43,7 +43,7 @@ def score_run(
 ) -> dict[str, Any]:
     """Score `examples`, write the run folder (prepared by the caller) and return results.
 
-    With a `key` (see `harness.store.jobs`), predictions left in the folder by an interrupted run of the
+    With a `key` (see `harness.recipes.jobs`), predictions left in the folder by an interrupted run of the
     same job are reused; with a `cache`, so are cached scores. With several processes, each scores
     its share and rank 0 writes the folder; every rank returns the results. `extra` adds sections
     to results.json (e.g. few-shot demonstrations, prompt selection).
@@ -84,7 +84,7 @@ def finish(task: Task, loaded: Backend, encoder: Encoder, data_info: DataInfo, r
         extra = {**(extra or {}), "metrics_raw": compute_metrics(gold, _probs(records, "raw_probs", task), task.labels)}
     tokenize_s, score_s, scored = stats["tokenize_s"], stats["score_s"], int(stats["scored"])
     results = {
-        "tenser_version": harness.__version__,
+        "tenser_version": VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "task": task.to_dict(),
         "model": loaded.info,

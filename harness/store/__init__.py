@@ -1,1 +1,1 @@
-"""On disk: run folders, the score cache, settings-keyed folders (fresh / resume / reuse / refuse), model and data identity, scoring jobs, a compare's folder."""
+"""On disk: run folders, the score cache, settings-keyed folders (fresh / resume / reuse / refuse), and what identifies a model or a data source in them."""

@@ -23,15 +23,16 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import harness
-from harness.backends.base import Backend
-from harness.scoring.encoding import Encoded, Inputs
+from harness.version import VERSION
 from tasks import Task
 from tasks.kinds import NOT_SCORED
 
-__all__ = ["NOT_SCORED", "ScoreCache", "cache_root", "for_run", "model_identity"]
+if TYPE_CHECKING:  # the store comes before the backends: it reads a backend's identity, never loads one
+    from harness.backends.base import Backend, Encoded, Inputs
+
+__all__ = ["NOT_SCORED", "ScoreCache", "cache_root", "for_run"]
 
 ENV = "TENSER_CACHE"
 FORMAT = 1
@@ -61,22 +62,13 @@ class Entry:
     cut: str = ""  # the field that was cut to fit
 
 
-def model_identity(info: dict[str, Any]) -> str | None:
-    """What pins the weights: a local folder's content hash, or a Hub id at a commit (None: nothing does)."""
-    if info.get("content_hash"):
-        return str(info["content_hash"])
-    if info.get("revision"):
-        return f"{info['name_or_path']}@{info['revision']}"
-    return None
-
-
 def for_run(task: Task, loaded: Backend, max_tokens: int, *, enabled: bool = True) -> ScoreCache | None:
     """The cache for scoring `task` with `loaded`, or None when disabled or the weights have no identity."""
     identity = loaded.identity
     if not enabled or identity is None:
         return None
     fields = {k: v for k, v in task.to_dict().items() if k not in NOT_SCORED}  # NOT_SCORED: tasks.kinds
-    parts = {"format": FORMAT, "tenser": harness.__version__, "model": identity,
+    parts = {"format": FORMAT, "tenser": VERSION, "model": identity,
              "dtype": loaded.precision, "device": loaded.device_type,
              "task": fields, "max_tokens": max_tokens}
     return ScoreCache(cache_root(), parts, n_labels=len(task.labels))

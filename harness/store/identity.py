@@ -1,21 +1,35 @@
-"""What a recorded setting says about a model or a data source: one definition each.
-
-`model_ref` pins a model given as a Hub id or a local folder (a folder's path and content hash, so
-a changed checkpoint is another model); `data_ref` turns `data` into a reference that still works
-from another folder (an absolute path; an embedded or Hub name as given). The data's content is
-pinned separately by its fingerprint (`harness.data.examples.DataInfo`); a loaded model's weights by
-`harness.store.cache.model_identity`.
+"""A model's identity, one definition each: what pins a checkpoint's files (`content_hash`), a model as
+a recorded setting (`model_ref`: a Hub id as given, a folder's path and content hash; `model_path`), and
+what pins a loaded model's weights for the score cache (`weights_identity`). and a data source as a
+recorded setting (`data_ref`; its content is pinned by the fingerprint in `DataInfo`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from typing import Any
+
+PROVENANCE = "tenser_embedded.json"  # the embedded model's conversion record (harness.backends.embedded)
+
+HASHED = (".safetensors", ".bin", ".json", ".model", ".txt")  # weights, configs, tokenizer files (merges.txt, ...)
+NOT_HASHED = ("training_log.json", PROVENANCE)  # how the weights were made, not what scores
+
+
+def content_hash(folder: Path) -> str:
+    """A short sha256 over the folder's weight, config and tokenizer files, identifying the checkpoint."""
+    h = hashlib.sha256()
+    files = sorted(p for p in folder.iterdir() if p.suffix in HASHED and p.is_file() and p.name not in NOT_HASHED)
+    for p in files:
+        h.update(p.name.encode())
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+    return "sha256:" + h.hexdigest()[:16]
 
 
 def model_ref(model: str) -> str:
     """A model id as given, or a local folder's absolute path and content hash."""
-    from harness.backends.loading import content_hash  # lazy: torch and transformers load with the models
-
     local = Path(model).expanduser()
     return f"{local.resolve()} ({content_hash(local)})" if local.is_dir() else model
 
@@ -24,6 +38,15 @@ def model_path(model: str) -> str:
     """A model id as given, or a local path made absolute (what restarting a job needs)."""
     local = Path(model).expanduser()
     return str(local.resolve()) if local.exists() else model
+
+
+def weights_identity(info: dict[str, Any]) -> str | None:
+    """What pins the weights: a local folder's content hash, or a Hub id at a commit (None: nothing does)."""
+    if info.get("content_hash"):
+        return str(info["content_hash"])
+    if info.get("revision"):
+        return f"{info['name_or_path']}@{info['revision']}"
+    return None
 
 
 def data_ref(data: str | None) -> str | None:

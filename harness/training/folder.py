@@ -24,7 +24,8 @@ from typing import Any, ParamSpec, TypeVar
 
 from harness import distributed
 from harness.errors import UserError
-from harness.store import identity, keyed_folder, runs
+from harness.store import keyed_folder, runs
+from harness.store.identity import model_ref
 from harness.training.config import CHECKPOINTS, FinetuneConfig
 from tasks import Task
 
@@ -108,7 +109,7 @@ def full_disk_is_a_user_error(output: Path) -> Iterator[None]:
 def settings(model: str, task: Task, cfg: FinetuneConfig, fingerprint: str) -> dict[str, Any]:
     """What a fine-tune's result depends on: the key a resume must match."""
     knobs = {k: v for k, v in asdict(cfg).items() if k not in UNKEYED}
-    return {"model": identity.model_ref(model), "task": task.to_dict(), "data": fingerprint, **knobs}
+    return {"model": model_ref(model), "task": task.to_dict(), "data": fingerprint, **knobs}
 
 
 def check_settings(output: Path, current: dict[str, Any], *, resume: bool) -> None:

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from harness import distributed
-from harness.backends.base import require_hf
 from harness.backends.hf import versions
 from harness.backends.loading import (
     LoadedModel,
@@ -36,6 +35,7 @@ from harness.backends.loading import (
     resolve_device,
     weights_kwargs,
 )
+from harness.backends.registry import require_hf
 from harness.data.embedded import is_embedded
 from harness.data.examples import Example, load_examples
 from harness.errors import UserError

@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from harness import distributed
-from harness.backends.base import Backend, load_backend
-from harness.data.examples import DataInfo, Example, load_examples
+from harness.backends.base import Backend
+from harness.backends.registry import load_backend
+from harness.data.examples import DataInfo, Example, data_ref, load_examples
 from harness.errors import UserError
 from harness.scoring.inference import make_encoder
 from harness.scoring.runner import score_run
-from harness.store import cache, identity, runs
+from harness.store import cache, runs
+from harness.store.identity import model_path
 from tasks import Task, task_from_dict
 
 
@@ -45,8 +47,8 @@ def job_key(task: Task, loaded: Backend, info: DataInfo) -> str:
 def job_spec(task: Task, loaded: Backend, info: DataInfo, *, model: str, kind: str, data: str | None,
              device: str, batch_size: int | str, name: str, extra: dict[str, Any] | None) -> dict[str, Any]:
     """What run.json records so that `--resume` can restart the job from the folder alone."""
-    return {"model": identity.model_path(model), "kind": kind, "name": name,
-            "task": task.to_dict(), "data": identity.data_ref(data),
+    return {"model": model_path(model), "kind": kind, "name": name,
+            "task": task.to_dict(), "data": data_ref(data),
             "split": info.split, "limit": info.limit, "seed": info.seed,
             "dtype": loaded.precision, "compile": loaded.compiled, "device": device, "batch_size": batch_size,
             "extra": extra or {}}

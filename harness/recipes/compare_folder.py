@@ -3,7 +3,7 @@
 A fresh compare records its settings (models, task, data fingerprints, sample, training
 hyperparameters; not the device or batch size) and its phase in `OUT/compare.json`. Re-running
 the same command after a crash resumes: finished run folders are reused, an unfinished one resumes
-by its job key (`harness.store.jobs`), a finished fine-tune is reused, an interrupted one continues from
+by its job key (`harness.recipes.jobs`), a finished fine-tune is reused, an interrupted one continues from
 its last Trainer checkpoint (`harness.training.folder`), a finished noise floor (OUT/noise.json,
 `harness.recipes.noise_check`) is reused while its runs are, and the report is rendered again. A folder
 recorded under other settings is refused, naming the first that differs, unless `--overwrite`.
@@ -25,7 +25,8 @@ from typing import Any, Literal
 
 from harness import distributed
 from harness.errors import UserError
-from harness.store import identity, keyed_folder, runs
+from harness.store import keyed_folder, runs
+from harness.store.identity import data_ref, model_ref
 from harness.training.config import CHECKPOINTS, TRAINING_LOG, FinetuneConfig
 
 STATE = "compare.json"
@@ -56,10 +57,10 @@ def settings(model: str, *, finetuned: str | None, task: dict[str, Any], scoring
              training: FinetuneConfig | None, fingerprints: tuple[str, str | None]) -> dict[str, Any]:
     """What a compare's result depends on: the key a resumed compare must match. `scoring` holds the
     data, split, limit, seed, dtype, train_data, select_on and val_limit it was given."""
-    refs = {k: identity.data_ref(v) if k in ("data", "train_data") else v for k, v in scoring.items()}
+    refs = {k: data_ref(v) if k in ("data", "train_data") else v for k, v in scoring.items()}
     knobs = None if training is None else {k: v for k, v in asdict(training).items() if k not in UNKEYED}
     return json.loads(json.dumps({
-        "model": identity.model_ref(model), "finetuned": finetuned and identity.model_ref(finetuned), "task": task, **refs,
+        "model": model_ref(model), "finetuned": finetuned and model_ref(finetuned), "task": task, **refs,
         "data_content": fingerprints[0], "train_content": fingerprints[1], "training": knobs,
     }))  # as recorded: tuples become lists
 
