@@ -190,7 +190,6 @@ def test_run_with_a_family_name_says_it_is_a_family_and_names_its_tasks(tmp_path
 
 def test_a_split_the_bundled_sample_lacks_names_the_splits_it_has():
     from harness.data.examples import load_examples
-
     from tenser.cli import flag
 
     with pytest.raises(UserError, match=r"no split 'validation' \(splits: test, train\); pass split test") as err:
