@@ -41,11 +41,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=_batch_size, default="auto", help="examples per batch, or auto")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps (auto: cuda > mps > cpu)")
     add_precision(p)
-    p.add_argument("--include", action="append", default=[], metavar="FILE",
-                   help="register tasks from a .py/.toml/.json file (a .py file runs its code)")
-    p.add_argument("-T", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a task field, e.g. -T max_tokens=512")
-    add_trust_metrics(p)
+    add_task_files(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output folder")
     p.add_argument("--no-cache", action="store_true", help="score every example again instead of reusing cached "
                                                           "scores ($TENSER_CACHE, default ~/.cache/tenser)")
@@ -71,10 +67,15 @@ def add_yes(p: argparse.ArgumentParser) -> None:
 def add_family(p: argparse.ArgumentParser) -> None:
     """--task (a family or either of its tasks), --include and -T for commands that use both tasks of a family."""
     p.add_argument("--task", default="imdb", help="task family, or either of its tasks (see `tenser tasks`)")
+    add_task_files(p, example="calibration=contextual")
+
+
+def add_task_files(p: argparse.ArgumentParser, *, example: str = "max_tokens=512") -> None:
+    """--include, -T and --trust-metrics: where tasks come from and how their fields are overridden."""
     p.add_argument("--include", action="append", default=[], metavar="FILE",
                    help="register tasks from a .py/.toml/.json file (a .py file runs its code)")
     p.add_argument("-T", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a task field, e.g. -T calibration=contextual")
+                   help=f"override a task field, e.g. -T {example}")
     add_trust_metrics(p)
 
 
@@ -174,11 +175,7 @@ def add_finetune(sub: Any) -> None:
                    "OUTPUT/checkpoints (score them with tenser run, then tenser report draws the curve)")
     add_allow_pickle(p)
     add_train_flags(p)
-    p.add_argument("--include", action="append", default=[], metavar="FILE",
-                   help="register tasks from a .py/.toml/.json file (a .py file runs its code)")
-    p.add_argument("-T", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a task field, e.g. -T max_tokens=512")
-    add_trust_metrics(p)
+    add_task_files(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --output")
     add_yes(p)
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.backends import base, registry
+from harness.backends import registry
 from harness.backends.base import BatchPlan, fixed_plan
 from harness.backends.fake import WordTokenizer, load_fake
 from harness.backends.registry import register_backend

@@ -4,17 +4,20 @@ validation split, few-shot demonstrations; and their bad inputs."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from harness.backends.base import Encoded
+from harness.backends.fake import FakeModel
 from harness.data.examples import Example
 from harness.errors import UserError
 from harness.scoring import calibration, prompting
 from harness.scoring.fewshot import choose, with_demonstrations
-from harness.scoring.inference import BatchPlan, Predicted, make_encoder
+from harness.scoring.inference import make_encoder
 from tasks import TaskError, get_task
 from tenser.cli import main
 from tests.conftest import make_reviews, write_rows
@@ -29,39 +32,56 @@ def test_apply_reweights_exactly_as_the_formula() -> None:
     np.testing.assert_allclose(calibration.apply(probs, np.log(p_cf)), expected, rtol=1e-12)
 
 
-def test_contextual_correction_uses_the_same_prompt_path(monkeypatch: pytest.MonkeyPatch, gpt2: Any) -> None:
-    """A fake scorer with a known content-free distribution; inputs are the task's own encodings."""
+@dataclass
+class KnownModel(FakeModel):
+    """A fake model with known scores: each input gets the row of the first marker its text holds."""
+
+    table: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    seen: list[list[int]] = field(default_factory=list)  # every input scored, as token ids
+
+    def scorer(self, task: Any, *, shift: np.ndarray | None = None, n_inputs: int = 0) -> KnownScorer:
+        return KnownScorer(self)
+
+
+class KnownScorer:
+    method, label_tokens = "known: a row per marker", None
+
+    def __init__(self, model: KnownModel) -> None:
+        self.model = model
+
+    def prepare(self, ordered: Any, status: Any) -> None:
+        pass
+
+    def probs(self, batch: list[Encoded]) -> np.ndarray:
+        self.model.seen.extend(e.ids for e in batch)
+        texts = [self.model.tokenizer.decode(e.ids) for e in batch]
+        return np.array([next(row for marker, row in self.model.table if marker in text) for text in texts])
+
+    def account(self, n: int) -> dict[str, Any]:
+        return {}
+
+
+def test_contextual_correction_uses_the_same_prompt_path() -> None:
+    """A model with a known content-free distribution; inputs are the task's own encodings."""
     task = get_task("imdb_zeroshot", calibration="contextual")
-    known = np.array([[0.9, 0.1], [0.7, 0.3], [0.8, 0.2]])
-    seen: list[list[int]] = []
-
-    def fake_predict(t: Any, loaded: Any, encoded: list[Any], **kw: Any) -> Predicted:
-        seen.extend(e.ids for e in encoded)
-        return Predicted(known[: len(encoded)], BatchPlan(1, None))
-
-    monkeypatch.setattr("harness.scoring.inference.predict", fake_predict)
-    shift, info = calibration.correction(task, gpt2)
-    encoder = make_encoder(task, gpt2)
-    assert seen == [encoder.encode(text).ids for text in task.content_free]
-    np.testing.assert_allclose(np.exp(shift), known.mean(axis=0))
+    known = KnownModel("known:contextual", None, table=(("N/A", (0.9, 0.1)), ("[MASK]", (0.2, 0.8)), ("", (0.7, 0.3))))
+    shift, info = calibration.correction(task, known, batch_size=2)
+    encoder = make_encoder(task, known)
+    assert sorted(known.seen) == sorted(encoder.encode(text).ids for text in task.content_free)
+    np.testing.assert_allclose(np.exp(shift), [0.6, 0.4])  # the mean of all three, no two of which give it
     assert info["method"] == "contextual" and info["content_free"] == ["N/A", "", "[MASK]"]
-    assert info["content_free_probs"] == pytest.approx({"negative": 0.8, "positive": 0.2})
-    calibrated = calibration.apply(np.array([[0.8, 0.2]]), shift)
+    assert info["content_free_probs"] == pytest.approx({"negative": 0.6, "positive": 0.4})
+    assert info["content_free_each"] == [[0.9, 0.1], [0.7, 0.3], [0.2, 0.8]]  # in content_free's order
+    calibrated = calibration.apply(np.array([[0.6, 0.4]]), shift)
     np.testing.assert_allclose(calibrated, [[0.5, 0.5]])
 
 
-def test_pmi_correction_scores_the_domain_prompt(monkeypatch: pytest.MonkeyPatch, gpt2: Any) -> None:
+def test_pmi_correction_scores_the_domain_prompt() -> None:
     task = get_task("imdb_zeroshot", calibration="pmi")
     assert calibration.domain_prompt(task) == "Sentiment:"
-    seen: list[list[int]] = []
-
-    def fake_predict(t: Any, loaded: Any, encoded: list[Any], **kw: Any) -> Predicted:
-        seen.extend(e.ids for e in encoded)
-        return Predicted(np.array([[0.25, 0.75]]), BatchPlan(1, None))
-
-    monkeypatch.setattr("harness.scoring.inference.predict", fake_predict)
-    shift, info = calibration.correction(task, gpt2)
-    assert seen == [gpt2.tokenizer("Sentiment:")["input_ids"]]
+    known = KnownModel("known:pmi", None, table=(("Sentiment:", (0.25, 0.75)),))
+    shift, info = calibration.correction(task, known)
+    assert known.seen == [known.tokenizer("Sentiment:")["input_ids"]]
     np.testing.assert_allclose(np.exp(shift), [0.25, 0.75])
     assert info == {"method": "pmi", "domain_prompt": "Sentiment:",
                     "domain_probs": pytest.approx({"negative": 0.25, "positive": 0.75})}

@@ -248,3 +248,33 @@ def test_field_mistakes_are_one_line_with_exit_code_2(tmp_path, gpt2_dir, capsys
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if "error:" in line]
     assert code == 2 and len(errors) == 1 and fragment in errors[0] and "Traceback" not in err, err
+
+
+def test_a_two_field_family_gets_the_whole_product(tmp_path, gpt2_dir, capsys):
+    """compare (pair fine-tune, noise floor, report), bench, gate and plan on a premise/hypothesis family."""
+    data = tmp_path / "nli"
+    data.mkdir()
+    _write(data / "test.csv", nli_rows(12))
+    _write(data / "train.csv", nli_rows(24))
+    include = _task_file(tmp_path, data)
+    out = tmp_path / "cmp"
+    code = main(["compare", "--include", str(include), "--task", "nli", "--model", str(gpt2_dir), "--out", str(out),
+                 "--epochs", "1", "--max-length", "48", "--device", "cpu", "--noise-examples", "4", "--yes"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    before, after, report = printed.out.split()
+    pair = json.loads((Path(after) / "results.json").read_text())["task"]
+    assert (pair["kind"], pair["text_column"], pair["pair_column"]) == ("classifier", "premise", "hypothesis")
+    records = [json.loads(line) for line in (Path(after) / "predictions.jsonl").read_text().splitlines()]
+    assert records[0]["fields"] == {"premise": "the movie was great ", "hypothesis": "it was good"}
+    noise = json.loads((out / "noise.json").read_text())
+    assert [e["n"] for e in noise["runs"]] == [4, 4] and noise["floor"] == 0
+    page = Path(report).read_text()
+    assert "Confusion" in page and '<span class="field-name">hypothesis</span>' in page
+    assert main(["gate", before, after, "--margin", "0.99"]) in (0, 1)  # pairs the same examples: a verdict, not 2
+    assert main(["plan", "--n", "12", "--change", "0.1"]) == 0
+    bench = tmp_path / "bench"
+    assert main(["bench", "--include", str(include), "--task", "nli", "--model", str(gpt2_dir), "--data",
+                 str(data / "test.csv"), "--limit", "9", "--ways", "tenser,one_at_a_time", "--out", str(bench)]) == 0
+    [scored] = json.loads((bench / "bench.json").read_text())["scoring"]
+    assert scored["task"] == "nli_zeroshot" and scored["agreement"]["ok"]

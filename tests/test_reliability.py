@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,10 @@ import numpy as np
 import pytest
 import torch
 
-from harness.backends import hf as runner
+from harness.backends import registry
+from harness.backends.base import Encoded
+from harness.backends.fake import FakeModel, FakeScorer
+from harness.backends.registry import register_backend
 from harness.data.examples import load_examples
 from harness.errors import UserError
 from harness.scoring import encoding
@@ -47,7 +52,7 @@ def data(tmp_path: Path) -> Path:
     return write_rows(tmp_path / "reviews.jsonl", [{"id": f"r{i:02d}", **r} for i, r in enumerate(make_reviews(16, 4))])
 
 
-def _argv(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
+def _argv(model: str | Path, data: Path, out: Path, *extra: str) -> list[str]:
     return ["run", "--model", str(model), "--data", str(data), "--out", str(out), "--device", "cpu",
             "--batch-size", "2", *extra]
 
@@ -64,46 +69,78 @@ def _assert_same_run(a: Path, b: Path) -> None:
     rb, pb = runs.load_run(b)
     assert [p["id"] for p in pa] == [p["id"] for p in pb] and [p["pred"] for p in pa] == [p["pred"] for p in pb]
     for x, y in zip(pa, pb):
-        for field in ("probs", "raw_probs"):
-            for label in x.get(field, {}):
-                assert math.isclose(x[field][label], y[field][label], rel_tol=0, abs_tol=1e-9)
+        for key in ("probs", "raw_probs"):
+            for label in x.get(key, {}):
+                assert math.isclose(x[key][label], y[key][label], rel_tol=0, abs_tol=1e-9)
         assert (x["n_tokens"], x["truncated"], x["label"]) == (y["n_tokens"], y["truncated"], y["label"])
     for key in ("metrics", "metrics_raw"):
         assert json.dumps(ra.get(key), sort_keys=True) == json.dumps(rb.get(key), sort_keys=True)
     assert ra["task"] == rb["task"] and ra["data"] == rb["data"] and ra["sample"] == rb["sample"]
 
 
-def _patch_scorer(monkeypatch: pytest.MonkeyPatch, on_call: Any) -> list[int]:
-    """Wrap the real scorer: `on_call(n, batch, real_score)` answers the n-th call (1-based)."""
-    real_build = getattr(runner.build_scorer, "__wrapped__", runner.build_scorer)  # never wrap a wrapper
-    calls: list[int] = []
-
-    def build(*args: Any) -> Any:
-        real = real_build(*args)
-
-        class Wrapped:
-            method, label_tokens = real.method, real.label_tokens
-
-            def score(self, batch: Any) -> Any:
-                calls.append(len(batch))
-                return on_call(len(calls), batch, real.score)
-
-        return Wrapped()
-
-    build.__wrapped__ = real_build  # type: ignore[attr-defined]
-    monkeypatch.setattr(runner, "build_scorer", build)
-    return calls
+# --- the `scripted:` backend: fake:seeded-7, except where the test answers its n-th batch (Ctrl-C, NaN, a spy) ---
+Probs = Callable[[list[Encoded]], np.ndarray]
+OnCall = Callable[[int, list[Encoded], Probs], np.ndarray]  # (n-th call, 1-based; the batch; the real scores)
+MODEL = "scripted:seeded-7"
+SCRIPTED = "imdb_zeroshot__scripted-seeded-7"  # its run folder
 
 
-def _score(n: int, batch: Any, score: Any) -> Any:
-    return score(batch)
+@dataclass
+class Script:
+    """What the `scripted:` scorer does with each batch, and the batch sizes it was given."""
+
+    on_call: OnCall
+    calls: list[int] = field(default_factory=list)
+
+    def then(self, on_call: OnCall) -> list[int]:
+        """From now on answer with `on_call`, counting calls afresh."""
+        self.on_call, self.calls = on_call, []
+        return self.calls
 
 
-def _interrupt_at(n: int) -> Any:
-    def on_call(call: int, batch: Any, score: Any) -> Any:
+class ScriptedScorer:
+    def __init__(self, real: FakeScorer, script: Script) -> None:
+        self.real, self.script = real, script
+        self.method, self.label_tokens = real.method, real.label_tokens
+
+    def prepare(self, ordered: list[Encoded], status: Any) -> None:
+        pass
+
+    def probs(self, batch: list[Encoded]) -> np.ndarray:
+        self.script.calls.append(len(batch))
+        return self.script.on_call(len(self.script.calls), batch, self.real.probs)
+
+    def account(self, n: int) -> dict[str, Any]:
+        return {}
+
+
+@dataclass
+class ScriptedModel(FakeModel):
+    script: Script | None = None
+
+    def scorer(self, task: Any, *, shift: np.ndarray | None = None, n_inputs: int = 0) -> Any:
+        assert self.script is not None
+        return ScriptedScorer(super().scorer(task, shift=shift, n_inputs=n_inputs), self.script)
+
+
+@pytest.fixture
+def script(monkeypatch: pytest.MonkeyPatch) -> Script:
+    """`scripted:` registered for this test only (on a copy of the registry), scoring plainly until told."""
+    monkeypatch.setattr(registry, "_BACKENDS", dict(registry._BACKENDS))
+    plan = Script(_score)
+    register_backend("scripted", lambda name, kind, **options: ScriptedModel(name, 7, script=plan))
+    return plan
+
+
+def _score(n: int, batch: Any, probs: Probs) -> np.ndarray:
+    return probs(batch)
+
+
+def _interrupt_at(n: int) -> OnCall:
+    def on_call(call: int, batch: Any, probs: Probs) -> np.ndarray:
         if call == n:
             raise KeyboardInterrupt
-        return score(batch)
+        return probs(batch)
 
     return on_call
 
@@ -111,21 +148,20 @@ def _interrupt_at(n: int) -> Any:
 # --- resume ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("extra", [(), ("-T", "calibration=contextual")])
-def test_ctrl_c_then_the_same_command_resumes_to_the_same_results(extra, tmp_path, gpt2_dir, data, monkeypatch,
-                                                                    capsys):
-    assert main(_argv(gpt2_dir, data, tmp_path / "ref", "--no-cache", *extra)) == 0
-    argv = _argv(gpt2_dir, data, tmp_path / "out", *extra)
-    calls = _patch_scorer(monkeypatch, _interrupt_at(4 + 2 * bool(extra)))  # contextual: 2 content-free batches
+def test_ctrl_c_then_the_same_command_resumes_to_the_same_results(extra, tmp_path, script, data, capsys):
+    assert main(_argv(MODEL, data, tmp_path / "ref", "--no-cache", *extra)) == 0
+    argv = _argv(MODEL, data, tmp_path / "out", *extra)
+    calls = script.then(_interrupt_at(4 + 2 * bool(extra)))  # contextual: 2 content-free batches
     capsys.readouterr()
     assert main(argv) == 130
-    name = RUN.replace("__", ".calibration-contextual__") if extra else RUN  # -T overrides name the folder
+    name = SCRIPTED.replace("__", ".calibration-contextual__") if extra else SCRIPTED  # -T overrides name the folder
     run_dir = tmp_path / "out" / name
     err = capsys.readouterr().err
     assert f"the 6 predictions scored so far are kept in {run_dir}; resume with: tenser run --resume {run_dir}" in err
     assert sorted(p.name for p in run_dir.iterdir()) == [runs.PARTIAL, runs.RUN_META]
     header, *records = [json.loads(x) for x in (run_dir / runs.PARTIAL).read_text().splitlines()]
     assert header["key"] == json.loads((run_dir / runs.RUN_META).read_text())["key"] and len(records) == 6
-    calls = _patch_scorer(monkeypatch, _score)
+    calls = script.then(_score)
     assert main(argv) == 0
     assert sum(calls) == 16 - 6 + 3 * bool(extra)  # only the rest, plus the content-free inputs
     assert sorted(p.name for p in run_dir.iterdir()) == [runs.PREDICTIONS, runs.RESULTS]
@@ -133,51 +169,50 @@ def test_ctrl_c_then_the_same_command_resumes_to_the_same_results(extra, tmp_pat
     assert runs.load_run(run_dir)[0]["runtime"]["reused"] == {"resumed": 6, "cached": 0, "scored": 10}
 
 
-def test_resume_flag_finishes_the_run_from_its_folder(tmp_path, gpt2_dir, data, monkeypatch, capsys):
-    assert main(_argv(gpt2_dir, data, tmp_path / "ref", "--limit", "10", "--seed", "3")) == 0
-    _patch_scorer(monkeypatch, _interrupt_at(2))
-    assert main(_argv(gpt2_dir, data, tmp_path / "out", "--limit", "10", "--seed", "3", "--no-cache")) == 130
-    _patch_scorer(monkeypatch, _score)
+def test_resume_flag_finishes_the_run_from_its_folder(tmp_path, script, data, monkeypatch, capsys):
+    assert main(_argv(MODEL, data, tmp_path / "ref", "--limit", "10", "--seed", "3")) == 0
+    script.then(_interrupt_at(2))
+    assert main(_argv(MODEL, data, tmp_path / "out", "--limit", "10", "--seed", "3", "--no-cache")) == 130
+    script.then(_score)
     monkeypatch.chdir(tmp_path)  # run.json holds absolute paths: resume from anywhere
     capsys.readouterr()
-    assert main(["run", "--resume", str(tmp_path / "out" / RUN), "--no-cache"]) == 0
+    assert main(["run", "--resume", str(tmp_path / "out" / SCRIPTED), "--no-cache"]) == 0
     out, err = capsys.readouterr()
-    assert out.strip() == str(tmp_path / "out" / RUN) and "(2 resumed)" in err
-    _assert_same_run(tmp_path / "out" / RUN, tmp_path / "ref" / RUN)
-    assert main(["run", "--resume", str(tmp_path / "out" / RUN)]) == 2
+    assert out.strip() == str(tmp_path / "out" / SCRIPTED) and "(2 resumed)" in err
+    _assert_same_run(tmp_path / "out" / SCRIPTED, tmp_path / "ref" / SCRIPTED)
+    assert main(["run", "--resume", str(tmp_path / "out" / SCRIPTED)]) == 2
     assert "this run is finished" in _one_error_line(capsys.readouterr().err)
 
 
-def test_leftovers_of_another_job_are_refused_and_overwrite_starts_again(tmp_path, gpt2_dir, data, monkeypatch,
-                                                                          capsys):
-    _patch_scorer(monkeypatch, _interrupt_at(2))
-    assert main(_argv(gpt2_dir, data, tmp_path, "--seed", "1", "--limit", "8")) == 130
-    _patch_scorer(monkeypatch, _score)
+def test_leftovers_of_another_job_are_refused_and_overwrite_starts_again(tmp_path, script, data, capsys):
+    script.then(_interrupt_at(2))
+    assert main(_argv(MODEL, data, tmp_path, "--seed", "1", "--limit", "8")) == 130
+    script.then(_score)
     capsys.readouterr()
-    assert main(_argv(gpt2_dir, data, tmp_path, "--seed", "2", "--limit", "8")) == 2
+    assert main(_argv(MODEL, data, tmp_path, "--seed", "2", "--limit", "8")) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert "holds an unfinished run of another job" in line and "--overwrite" in line
-    assert main(_argv(gpt2_dir, data, tmp_path, "--seed", "2", "--limit", "8", "--overwrite")) == 0
-    assert runs.load_run(tmp_path / RUN)[0]["runtime"]["reused"]["resumed"] == 0
+    assert main(_argv(MODEL, data, tmp_path, "--seed", "2", "--limit", "8", "--overwrite")) == 0
+    assert runs.load_run(tmp_path / SCRIPTED)[0]["runtime"]["reused"]["resumed"] == 0
 
 
-def test_torn_last_line_is_dropped_and_a_damaged_line_is_reported(tmp_path, gpt2_dir, data, monkeypatch, capsys):
-    assert main(_argv(gpt2_dir, data, tmp_path / "ref", "--no-cache")) == 0
-    argv = _argv(gpt2_dir, data, tmp_path / "out", "--no-cache")
-    _patch_scorer(monkeypatch, _interrupt_at(3))
+def test_torn_last_line_is_dropped_and_a_damaged_line_is_reported(tmp_path, script, data, capsys):
+    assert main(_argv(MODEL, data, tmp_path / "ref", "--no-cache")) == 0
+    argv = _argv(MODEL, data, tmp_path / "out", "--no-cache")
+    script.then(_interrupt_at(3))
     assert main(argv) == 130
-    _patch_scorer(monkeypatch, _score)
-    partial = tmp_path / "out" / RUN / runs.PARTIAL
+    script.then(_score)
+    partial = tmp_path / "out" / SCRIPTED / runs.PARTIAL
     good = partial.read_bytes()
     partial.write_bytes(good + b'{"id": "r07", "label": "positive", "probs": {"nega')  # kill -9 mid-write
     capsys.readouterr()
     assert main(argv) == 0
-    _assert_same_run(tmp_path / "out" / RUN, tmp_path / "ref" / RUN)
-    assert runs.load_run(tmp_path / "out" / RUN)[0]["runtime"]["reused"]["resumed"] == 4
+    _assert_same_run(tmp_path / "out" / SCRIPTED, tmp_path / "ref" / SCRIPTED)
+    assert runs.load_run(tmp_path / "out" / SCRIPTED)[0]["runtime"]["reused"]["resumed"] == 4
 
-    _patch_scorer(monkeypatch, _interrupt_at(3))
+    script.then(_interrupt_at(3))
     assert main([*argv, "--overwrite"]) == 130
-    _patch_scorer(monkeypatch, _score)
+    script.then(_score)
     lines = partial.read_bytes().split(b"\n")
     partial.write_bytes(b"\n".join([lines[0], lines[1][:-9], *lines[2:]]))  # a damaged line that is not the last
     capsys.readouterr()
@@ -210,32 +245,29 @@ def test_read_partial_keeps_complete_lines_and_cuts_the_torn_tail(tmp_path):
 
 SLOW_RUN = """
 import sys, time
-import harness.backends.hf as runner
-real_build = runner.build_scorer
-def slow_build(*args):
-    real = real_build(*args)
-    class Slow:
-        method, label_tokens = real.method, real.label_tokens
-        def score(self, batch):
-            time.sleep(0.05)  # slow enough to be killed mid-run on any machine
-            return real.score(batch)
-    return Slow()
-runner.build_scorer = slow_build
+from harness.backends.registry import register_backend
+from tests.test_reliability import Script, ScriptedModel
+
+def slow(n, batch, probs):
+    time.sleep(0.1)  # slow enough to be killed mid-run on any machine
+    return probs(batch)
+
+register_backend("scripted", lambda name, kind, **options: ScriptedModel(name, 7, script=Script(slow)))
 from tenser.cli import main
 raise SystemExit(main(sys.argv[1:]))
 """
 
 
-def test_kill_9_mid_run_then_the_same_command_finishes_like_an_uninterrupted_run(tmp_path, gpt2_dir):
+def test_kill_9_mid_run_then_the_same_command_finishes_like_an_uninterrupted_run(tmp_path, script):
     rows = [{"id": f"k{i:03d}", **r} for i, r in enumerate(make_reviews(60, seed=9))]
     data = write_rows(tmp_path / "big.csv", rows)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    args = ["run", "--model", str(gpt2_dir), "--data", str(data), "--out", str(tmp_path / "out"), "--device", "cpu",
+    args = ["run", "--model", MODEL, "--data", str(data), "--out", str(tmp_path / "out"), "--device", "cpu",
             "--batch-size", "1", "--no-cache"]
-    partial = tmp_path / "out" / RUN / runs.PARTIAL
+    partial = tmp_path / "out" / SCRIPTED / runs.PARTIAL
     proc = subprocess.Popen([sys.executable, "-c", SLOW_RUN, *args], env=env, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300  # generous: starting torch on a busy machine can take a while
+    deadline = time.monotonic() + 300  # generous: starting Python on a busy machine can take a while
     while not partial.is_file() or partial.read_bytes().count(b"\n") < 11:
         assert proc.poll() is None, "the run ended before it could be killed"
         assert time.monotonic() < deadline, "the run wrote no predictions in 300 s"
@@ -243,48 +275,48 @@ def test_kill_9_mid_run_then_the_same_command_finishes_like_an_uninterrupted_run
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     kept = partial.read_bytes().count(b"\n") - 1
-    assert 10 <= kept < 60 and not (tmp_path / "out" / RUN / runs.RESULTS).exists()
-    again = subprocess.run([sys.executable, "-m", "tenser", *args], env=env, cwd=tmp_path, capture_output=True,
+    assert 10 <= kept < 60 and not (tmp_path / "out" / SCRIPTED / runs.RESULTS).exists()
+    again = subprocess.run([sys.executable, "-c", SLOW_RUN, *args], env=env, cwd=tmp_path, capture_output=True,
                            text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert main([a if a != str(tmp_path / "out") else str(tmp_path / "ref") for a in args]) == 0  # one thread too
-    _assert_same_run(tmp_path / "out" / RUN, tmp_path / "ref" / RUN)
-    reused = runs.load_run(tmp_path / "out" / RUN)[0]["runtime"]["reused"]
+    _assert_same_run(tmp_path / "out" / SCRIPTED, tmp_path / "ref" / SCRIPTED)
+    reused = runs.load_run(tmp_path / "out" / SCRIPTED)[0]["runtime"]["reused"]
     assert reused["resumed"] >= kept and reused["resumed"] + reused["scored"] == 60
 
 
 # --- the score cache ------------------------------------------------------------------------------
 
-def _never(n: int, batch: Any, score: Any) -> Any:
+def _never(n: int, batch: Any, probs: Probs) -> np.ndarray:
     raise AssertionError("scored although cached")
 
 
-def test_a_finished_job_is_never_scored_again_unless_no_cache(tmp_path, gpt2_dir, data, monkeypatch, capsys):
-    assert main(_argv(gpt2_dir, data, tmp_path / "a")) == 0
-    _patch_scorer(monkeypatch, _never)
-    assert main(_argv(gpt2_dir, data, tmp_path / "b")) == 0
+def test_a_finished_job_is_never_scored_again_unless_no_cache(tmp_path, script, data, capsys):
+    assert main(_argv(MODEL, data, tmp_path / "a")) == 0
+    script.then(_never)
+    assert main(_argv(MODEL, data, tmp_path / "b")) == 0
     assert "nothing scored (16 cached)" in capsys.readouterr().err
-    _assert_same_run(tmp_path / "a" / RUN, tmp_path / "b" / RUN)
-    calls = _patch_scorer(monkeypatch, _score)
-    assert main(_argv(gpt2_dir, data, tmp_path / "d", "--no-cache")) == 0
+    _assert_same_run(tmp_path / "a" / SCRIPTED, tmp_path / "b" / SCRIPTED)
+    calls = script.then(_score)
+    assert main(_argv(MODEL, data, tmp_path / "d", "--no-cache")) == 0
     assert sum(calls) == 16
     calls.clear()
-    assert main(_argv(gpt2_dir, data, tmp_path / "e", "-T", "prompt=Text: {text}\nSentiment:")) == 0
+    assert main(_argv(MODEL, data, tmp_path / "e", "-T", "prompt=Text: {text}\nSentiment:")) == 0
     assert sum(calls) == 16  # another prompt: another cache key
 
 
-def test_corrupt_cache_entries_are_ignored_and_rescored(tmp_path, gpt2_dir, data, monkeypatch, capsys):
-    assert main(_argv(gpt2_dir, data, tmp_path / "a")) == 0
+def test_corrupt_cache_entries_are_ignored_and_rescored(tmp_path, script, data, capsys):
+    assert main(_argv(MODEL, data, tmp_path / "a")) == 0
     (shard,) = Path(os.environ["TENSER_CACHE"]).glob("scores/*/*.jsonl")
     lines = shard.read_bytes().split(b"\n")[:-1]
     bad = [b"\xff\xfe garbage", lines[1][:20], lines[2].replace(b'"p": [', b'"p": [NaN, '),
            lines[3].replace(b'"n": ', b'"n": -'), json.dumps({**json.loads(lines[4]), "p": [0.5]}).encode()]
     shard.write_bytes(b"\n".join(bad + lines[5:]) + b"\n")
-    calls = _patch_scorer(monkeypatch, _score)
-    assert main(_argv(gpt2_dir, data, tmp_path / "b")) == 0
+    calls = script.then(_score)
+    assert main(_argv(MODEL, data, tmp_path / "b")) == 0
     assert sum(calls) == 5
-    _assert_same_run(tmp_path / "a" / RUN, tmp_path / "b" / RUN)
-    assert runs.load_run(tmp_path / "b" / RUN)[0]["runtime"]["reused"] == {"resumed": 0, "cached": 11, "scored": 5}
+    _assert_same_run(tmp_path / "a" / SCRIPTED, tmp_path / "b" / SCRIPTED)
+    assert runs.load_run(tmp_path / "b" / SCRIPTED)[0]["runtime"]["reused"] == {"resumed": 0, "cached": 11, "scored": 5}
 
 
 def test_an_unusable_cache_folder_warns_and_the_run_goes_on(tmp_path, gpt2_dir, data, monkeypatch, capsys):
@@ -367,7 +399,7 @@ def test_disk_full_while_scoring_keeps_the_partial_and_resumes(tmp_path, gpt2_di
     _assert_same_run(run_dir, tmp_path / "ref" / RUN)
 
 
-def test_disk_full_when_saving_results_keeps_everything_for_resume(tmp_path, gpt2_dir, data, monkeypatch, capsys):
+def test_disk_full_when_saving_results_keeps_everything_for_resume(tmp_path, script, data, monkeypatch, capsys):
     real_atomic = runs.write_atomic
 
     def fsync_fails(fd: int) -> None:
@@ -386,35 +418,35 @@ def test_disk_full_when_saving_results_keeps_everything_for_resume(tmp_path, gpt
         real_atomic(path, text)
 
     monkeypatch.setattr(runs, "write_atomic", results_fail)
-    argv = _argv(gpt2_dir, data, tmp_path / "out")
+    argv = _argv(MODEL, data, tmp_path / "out")
     capsys.readouterr()
     assert main(argv) == 2
     assert "the scored predictions are kept, resume with: tenser run --resume" in _one_error_line(capsys.readouterr().err)
-    run_dir = tmp_path / "out" / RUN
+    run_dir = tmp_path / "out" / SCRIPTED
     assert runs.count_partial(run_dir) == 16 and (run_dir / runs.RUN_META).is_file()
     monkeypatch.setattr(runs, "write_atomic", real_atomic)
-    calls = _patch_scorer(monkeypatch, _never)
+    calls = script.then(_never)
     assert main(argv) == 0 and not calls
     assert runs.load_run(run_dir)[0]["runtime"]["reused"]["resumed"] == 16
 
 
-def test_nan_scores_are_reported_not_predicted_and_the_rest_is_kept(tmp_path, gpt2_dir, data, monkeypatch, capsys):
-    def nan_in_third_batch(n: int, batch: Any, score: Any) -> Any:
-        scores = score(batch).clone()
+def test_nan_scores_are_reported_not_predicted_and_the_rest_is_kept(tmp_path, script, data, capsys):
+    def nan_in_third_batch(n: int, batch: Any, probs: Probs) -> np.ndarray:
+        out = probs(batch).copy()
         if n == 3:
-            scores[1] = float("nan")
-        return scores
+            out[1] = float("nan")
+        return out
 
-    _patch_scorer(monkeypatch, nan_in_third_batch)
-    argv = _argv(gpt2_dir, data, tmp_path / "out")
+    script.then(nan_in_third_batch)
+    argv = _argv(MODEL, data, tmp_path / "out")
     assert main(argv) == 2
     line = _one_error_line(capsys.readouterr().err)
-    run_dir = tmp_path / "out" / RUN
+    run_dir = tmp_path / "out" / SCRIPTED
     kept = [json.loads(x)["id"] for x in (run_dir / runs.PARTIAL).read_text().splitlines()[1:]]
     assert "NaN/inf scores for 1 input(s)" in line and "they get no prediction" in line and len(kept) == 5
     nan_id = line.split("(ids: ")[1].split(")")[0]
     assert nan_id not in kept and "The 5 predictions scored so far are kept" in line
-    _patch_scorer(monkeypatch, _score)
+    script.then(_score)
     assert main(argv) == 0
     predictions = runs.load_run(run_dir)[1]
     assert len(predictions) == 16 and all(np.isfinite(list(p["probs"].values())).all() for p in predictions)

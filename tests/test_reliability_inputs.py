@@ -190,9 +190,11 @@ def test_run_with_a_family_name_says_it_is_a_family_and_names_its_tasks(tmp_path
 
 def test_a_split_the_bundled_sample_lacks_names_the_splits_it_has():
     from harness.data.examples import load_examples
+    from tenser.cli import flag
 
-    with pytest.raises(UserError, match=r"no split 'validation' \(splits: test, train\); pass --split test"):
+    with pytest.raises(UserError, match=r"no split 'validation' \(splits: test, train\); pass split test") as err:
         load_examples(get_task("imdb_zeroshot"), data="embedded:imdb", split="validation")
+    assert err.value.speak(flag).endswith("pass --split test")  # as the CLI prints it
 
 
 def test_the_demo_names_a_bad_finetuned_model_by_its_own_flag(tmp_path: Path, gpt2_dir: Path):

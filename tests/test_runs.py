@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pytest
 
+from harness.backends import registry
+from harness.backends.base import Encoded
+from harness.backends.fake import FakeModel, FakeScorer
+from harness.backends.registry import register_backend
 from harness.data.examples import load_examples
 from harness.errors import UserError
 from harness.metrics.classification import compute_metrics
@@ -176,27 +182,38 @@ def test_evaluate_writes_a_complete_consistent_run_folder(fixture, task_name, re
     _assert_close(metrics, _recompute(results, predictions))
 
 
-def test_a_crash_while_scoring_keeps_the_scored_batches(gpt2, tmp_path, reviews, monkeypatch):
-    from harness.backends import hf as runner
+@dataclass(frozen=True)
+class CrashingScorer(FakeScorer):
+    """fake:seeded-7's scores until the `at`-th batch, where the user presses Ctrl-C."""
 
+    at: int = 0
+    calls: list[int] = field(default_factory=list)
+
+    def probs(self, batch: list[Encoded]) -> np.ndarray:
+        self.calls.append(len(batch))
+        if len(self.calls) == self.at:
+            raise KeyboardInterrupt
+        return super().probs(batch)
+
+
+@dataclass
+class CrashingModel(FakeModel):
+    """`crash:N`: a fake model whose scorer is interrupted at its N-th batch."""
+
+    def scorer(self, task: Any, *, shift: np.ndarray | None = None, n_inputs: int = 0) -> CrashingScorer:
+        fake = super().scorer(task)
+        return CrashingScorer(fake.n_labels, fake.seed, fake.method, at=int(self.name.removeprefix("crash:")))
+
+
+def test_a_crash_while_scoring_keeps_the_scored_batches(tmp_path, reviews, monkeypatch):
+    monkeypatch.setattr(registry, "_BACKENDS", dict(registry._BACKENDS))  # registered for this test only
+    register_backend("crash", lambda name, kind, **options: CrashingModel(name, 7))
+    loaded = registry.load_backend("crash:3", "causal_lm")
     task = get_task("imdb_zeroshot")
     examples, info = load_examples(task, data=str(_csv(tmp_path, reviews)))
-    real = runner.build_scorer(gpt2.model, gpt2.tokenizer, task)
-    calls = []
-
-    class CrashingScorer:
-        method, label_tokens = real.method, real.label_tokens
-
-        def score(self, batch):
-            calls.append(len(batch))
-            if len(calls) == 3:
-                raise KeyboardInterrupt
-            return real.score(batch)
-
-    monkeypatch.setattr(runner, "build_scorer", lambda *a: CrashingScorer())
     run_dir = runs.prepare_run_dir(tmp_path / "run", overwrite=False)
     with pytest.raises(KeyboardInterrupt):
-        score_run(task, gpt2, examples, info, run_dir, batch_size=4, progress=False)
+        score_run(task, loaded, examples, info, run_dir, batch_size=4, progress=False)
     assert not (run_dir / runs.RESULTS).exists() and not (run_dir / runs.PREDICTIONS).exists()
     partial = [json.loads(x) for x in (run_dir / runs.PARTIAL).read_text(encoding="utf-8").splitlines()]
     assert len(partial) == 8 and {p["id"] for p in partial} <= {e.id for e in examples}

@@ -158,18 +158,24 @@ def _finished(target: Path) -> bool:
     return provenance(target) is not None and torn_weights(target) is None
 
 
-def torn_weights(folder: Path) -> str | None:
-    """What is wrong with a converted folder's weights files (a torn copy, a full disk), or None."""
+def torn_file(files: list[Path]) -> tuple[Path, str] | None:
+    """The first safetensors file that does not open (a torn copy or download, a full disk), and why."""
     from safetensors import SafetensorError, safe_open
 
-    files = sorted(folder.glob("*.safetensors"))
     for path in files:
         try:
             with safe_open(str(path), framework="pt"):
                 pass
         except (SafetensorError, OSError) as exc:
-            return f"{path.name}: {first_line(exc)}"
-    return None if files else "no weights file"
+            return path, first_line(exc)
+    return None
+
+
+def torn_weights(folder: Path) -> str | None:
+    """What is wrong with a converted folder's weights files, or None."""
+    files = sorted(folder.glob("*.safetensors"))
+    torn = torn_file(files)
+    return f"{torn[0].name}: {torn[1]}" if torn else None if files else "no weights file"
 
 
 def _remove_stale_work(target: Path) -> None:

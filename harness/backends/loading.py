@@ -134,16 +134,10 @@ def check_source(name: str, *, allow_pickle: bool = False) -> str:
 def _check_weights(folder: Path, name: str, *, allow_pickle: bool) -> None:
     """Every safetensors file must open (a torn download fails here, naming the file); a checkpoint
     with pickle weights only is refused unless `allow_pickle`, since unpickling can run code."""
-    from safetensors import SafetensorError, safe_open
-
     safe = sorted(folder.glob("*.safetensors"))
-    for path in safe:
-        try:
-            with safe_open(str(path), framework="pt"):
-                pass
-        except (SafetensorError, OSError) as exc:
-            raise UserError(f"{{model}} {name}: weights file {path} is corrupt or truncated ({first_line(exc)}); "
-                            f"download or save the checkpoint again", param="model") from None
+    if torn := embedded.torn_file(safe):
+        raise UserError(f"{{model}} {name}: weights file {torn[0]} is corrupt or truncated ({torn[1]}); "
+                        f"download or save the checkpoint again", param="model")
     pickles = sorted(p.name for p in folder.glob("*.bin") if p.name != "training_args.bin")
     if pickles and not safe and not allow_pickle:
         raise UserError(f"{{model}} {name}: has only pickle weights ({pickles[0]}), which can run code when loaded; "

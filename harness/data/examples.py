@@ -205,7 +205,7 @@ def _from_path(path: Path, task: Task, split: str) -> tuple[list[str], Columns, 
         if split_file is not None:  # a folder of SPLIT.parquet / SPLIT.csv / ... files
             return _from_path(split_file, task, split)
         if splits := sorted(p.stem for p in path.iterdir() if p.is_file() and p.suffix in FILE_SUFFIXES):
-            raise UserError(f"--data {path}: no split {split!r} (splits: {', '.join(splits)}); pass --split {splits[0]}")
+            raise _no_split(path, split, splits)
         return _from_folder(path, task, split)
     if path.suffix.lower() not in FILE_SUFFIXES:
         raise _data_error(path, f"unsupported file type; use {', '.join(FILE_SUFFIXES)} or a folder")
@@ -277,6 +277,11 @@ def _from_disk(path: Path, split: str) -> dict[str, list[Any]]:
     return loaded.to_dict()
 
 
+def _no_split(path: Path, split: str, splits: list[str]) -> UserError:
+    return UserError(f"{{data}} {path}: no split {split!r} (splits: {', '.join(splits)}); pass {{split}} {splits[0]}",
+                     param="data", mentions=("split",))
+
+
 def _from_folder(path: Path, task: Task, split: str) -> tuple[list[str], Columns, list[Any]]:
     """An aclImdb-style folder: SPLIT/LABEL/*.txt where LABEL is a label name or its first 3 letters."""
     if len(input_columns(task)) > 1:
@@ -285,8 +290,7 @@ def _from_folder(path: Path, task: Task, split: str) -> tuple[list[str], Columns
     names = {n for label in task.labels for n in (label, label[:3])}
     splits = sorted(d.name for d in path.iterdir() if d.is_dir() and any((d / n).is_dir() for n in names))
     if splits and not (path / split).is_dir():
-        raise UserError(f"{{data}} {path}: no split {split!r} (splits: {', '.join(splits)}); pass {{split}} {splits[0]}",
-                        param="data", mentions=("split",))
+        raise _no_split(path, split, splits)
     root = path / split if (path / split).is_dir() else path
     ids, texts, labels = [], [], []
     for label_id, name in enumerate(task.labels):

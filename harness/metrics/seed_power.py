@@ -81,9 +81,10 @@ def seed_plan_lines(*, seed_sd: float, change: float | None, n: int | None, disc
                     alpha: float = ALPHA, power: float = POWER) -> list[str]:
     """What `tenser plan --seed-sd` adds: seeds needed, with a large test set and with n, and examples per seed count."""
     if not 0 < seed_sd < 1:
-        raise UserError(f"--seed-sd {seed_sd}: give the seed-to-seed SD of accuracy as a fraction in (0, 1), e.g. 0.02")
+        raise UserError(f"{{seed_sd}} {seed_sd}: give the seed-to-seed SD of accuracy as a fraction in (0, 1), e.g. 0.02", param="seed_sd")
     if change is None:
-        raise UserError("--seed-sd needs --change X: the accuracy change (gain) the seeds should detect, e.g. 0.03")
+        raise UserError("{seed_sd} needs {change} X: the accuracy change (gain) the seeds should detect, e.g. 0.03", param="seed_sd",
+                        mentions=("change",))
     lines = [f"Seeds: {METHOD}. Settings: seed SD = {seed_sd:g}, change {change:g}, alpha = {alpha:g}, power = {power:g}."]
     best = seeds_needed(seed_sd=seed_sd, change=change, alpha=alpha, power=power)
     lines.append(f"seed SD {seed_sd:g}, change {change:g}: " + (

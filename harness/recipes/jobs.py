@@ -98,8 +98,8 @@ def resume(run_dir: Path, *, use_cache: bool, allow_pickle: bool) -> tuple[dict[
     loaded = load_backend(job["model"], job["kind"], device=job["device"], dtype=job["dtype"],
                           allow_pickle=allow_pickle, compile=bool(job.get("compile")), task=task.name)
     if job_key(task, loaded, info) != meta["key"]:
-        raise UserError(f"--resume {run_dir}: the model or data changed since this run started; re-run the "
-                        f"original command with --overwrite to start again")
+        raise UserError(f"{{resume}} {run_dir}: the model or data changed since this run started; re-run the "
+                        f"original command with --overwrite to start again", param="resume")
     results = run_job(task, loaded, examples, info, run_dir, spec=job, overwrite=False, batch_size=job["batch_size"],
                       use_cache=use_cache, load_s=time.perf_counter() - t0, extra=job["extra"])
     return results, job

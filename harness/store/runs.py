@@ -132,10 +132,10 @@ def read_run_meta(run_dir: Path) -> dict[str, Any]:
     """run.json of an unfinished run folder (for `tenser run --resume`)."""
     path = run_dir / RUN_META
     if (run_dir / RESULTS).is_file():
-        raise UserError(f"--resume {run_dir}: this run is finished (results.json exists); nothing to resume")
+        raise UserError(f"{{resume}} {run_dir}: this run is finished (results.json exists); nothing to resume", param="resume")
     if not path.is_file():
-        raise UserError(f"--resume {run_dir}: no {RUN_META} there; give a run folder left by an interrupted "
-                        f"`tenser run`")
+        raise UserError(f"{{resume}} {run_dir}: no {RUN_META} there; give a run folder left by an interrupted "
+                        f"`tenser run`", param="resume")
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, OSError) as exc:

@@ -71,8 +71,8 @@ def prepare(output: Path, *, overwrite: bool, resume: bool) -> None:
     saved = any((output / CHECKPOINTS).glob("checkpoint-*"))
     if resume:
         if (output / "training_log.json").is_file():
-            raise UserError(f"--resume: the fine-tune in {output} finished (training_log.json); nothing to resume: use "
-                            f"it as it is, or pass --overwrite instead of --resume to train it again")
+            raise UserError(f"{{resume}}: the fine-tune in {output} finished (training_log.json); nothing to resume: use "
+                            f"it as it is, or pass --overwrite instead of --resume to train it again", param="resume")
         if not saved:
             raise UserError(f"{{resume}}: no Trainer checkpoint in {output / CHECKPOINTS}; start without {{resume}}",
                             param="resume")
@@ -102,8 +102,8 @@ def full_disk_is_a_user_error(output: Path) -> Iterator[None]:
         torn = drop_torn_checkpoints(output)
         kept = any((output / CHECKPOINTS).glob("checkpoint-*"))
         again = "then add --resume to continue from the last whole checkpoint" if kept else "then run it again"
-        raise UserError(f"--output {output}: writing failed, the disk is likely full ({str(exc).splitlines()[0][:80]}); "
-                        f"removed the half-written {', '.join(torn) or 'files'}; free some space, {again}") from None
+        raise UserError(f"{{output}} {output}: writing failed, the disk is likely full ({str(exc).splitlines()[0][:80]}); "
+                        f"removed the half-written {', '.join(torn) or 'files'}; free some space, {again}", param="output") from None
 
 
 def settings(model: str, task: Task, cfg: FinetuneConfig, fingerprint: str) -> dict[str, Any]:
