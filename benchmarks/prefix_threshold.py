@@ -1,4 +1,4 @@
-"""Where caching the shared prefix starts to pay (harness.backends.prefix.MIN_PREFIX), on this CPU.
+"""Where caching the shared prefix starts to pay (harness.backends.scorers.MIN_PREFIX), on this CPU.
 
 For prefix lengths P, scores the same ~40-token inputs behind a P-token shared prefix, one input
 per forward (`--batch-size auto` on a CPU), with the prefix cache on and off, and prints ms per
@@ -13,7 +13,7 @@ import argparse
 import dataclasses
 import time
 
-from harness.backends import prefix as prefix_module
+from harness.backends import scorers as prefix_module
 from harness.backends.loading import load_model
 from harness.scoring.inference import make_encoder, predict
 from tasks import get_task

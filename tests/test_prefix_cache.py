@@ -1,4 +1,4 @@
-"""Shared-prefix scoring (harness.backends.prefix): the inputs' common token prefix run once gives the
+"""Shared-prefix scoring (harness.backends.scorers): the inputs' common token prefix run once gives the
 probabilities of the uncached path to 1e-5 in float32 with identical predictions, on tiny GPT-2 (absolute
 positions) and Llama (rotary) models, left and right truncation, chat templates, 2-8 shots, multi-token
 label words and several batch sizes; results.json and the bench record it; --no-prefix-cache turns it off."""
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from harness.backends.loading import load_model
-from harness.backends.prefix import MIN_PREFIX, common_prefix
+from harness.backends.scorers import MIN_PREFIX, common_prefix
 from harness.data.examples import Example
 from harness.scoring.fewshot import with_demonstrations
 from harness.scoring.inference import Predicted, make_encoder, predict

@@ -19,8 +19,7 @@ import torch
 
 from harness.backends import precision
 from harness.backends.base import BatchPlan, BatchTooLarge, Encoded, fixed_plan
-from harness.backends.prefix import MIN_PREFIX, common_prefix
-from harness.backends.scorers import Scorer, ZeroShotScorer, build_scorer
+from harness.backends.scorers import MIN_PREFIX, Scorer, ZeroShotScorer, build_scorer, common_prefix
 from harness.store.identity import weights_identity
 from harness.version import VERSION
 from tasks import Task

@@ -77,7 +77,7 @@ def load_model(name: str, kind: ModelKind, *, device: str = "auto", dtype: str =
 
     Weights load from safetensors; pickle weights (`pytorch_model.bin`) only with `allow_pickle`.
     `compile` wraps the model body in torch.compile (dynamic shapes: inputs vary in length).
-    `prefix_cache`: run zero-shot inputs' shared token prefix once (`harness.backends.prefix`).
+    `prefix_cache`: run zero-shot inputs' shared token prefix once (`harness.backends.scorers.Prefix`).
     """
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
