@@ -30,8 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT = "16"
 NUMERIC = ("probs", "raw_probs", "loss")  # compared to 1e-7 (loss follows probs); every other field exactly
-COMMON = ["--data", "embedded:imdb", "--limit", LIMIT, "--no-cache", "--batch-size", "auto", "--device", "cpu",
-          "-T", "max_tokens=128"]
+# The shared-prefix cache (issue 23) is equal to the uncached path to 1e-5, not 1e-7 (tests/test_prefix_cache.py):
+# the reference set pins the uncached path, so refactors of everything around it are checked to the bit.
+COMMON = ["--data", "embedded:imdb", "--limit", LIMIT, "--no-cache", "--no-prefix-cache", "--batch-size", "auto",
+          "--device", "cpu", "-T", "max_tokens=128"]
 
 
 def build_models(tokenizer: Path, where: Path) -> dict[str, Path]:
