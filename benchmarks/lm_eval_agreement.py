@@ -119,17 +119,15 @@ def weights_diff(a: Path, b: Path) -> dict[str, Any]:
     from safetensors import safe_open
 
     fa, fb = (safe_open(str(p / "model.safetensors"), "pt") for p in (a, b))
-    keys = sorted(set(fa.keys()) | set(fb.keys()))
+    ka, kb = set(fa.keys()), set(fb.keys())
     same = cast = 0
     dtypes = set()
-    for k in keys:
-        if k not in fa.keys() or k not in fb.keys():
-            continue
+    for k in sorted(ka & kb):
         x, y = fa.get_tensor(k), fb.get_tensor(k)
         dtypes.add((str(x.dtype), str(y.dtype)))
         same += x.dtype == y.dtype and torch.equal(x, y)
         cast += x.shape == y.shape and torch.equal(x.to(y.dtype), y)
-    return {"tensors": len(keys), "identical": same, "identical_after_cast": cast, "dtypes": sorted(dtypes)}
+    return {"tensors": len(ka | kb), "only_in_one": len(ka ^ kb), "identical": same, "identical_after_cast": cast, "dtypes": sorted(dtypes)}
 
 
 def markdown(s: dict[str, Any]) -> str:
