@@ -259,3 +259,16 @@ def test_adding_a_task_kind_example_scores_mean_log_probs(tmp_path, monkeypatch,
     by_id = {r["id"]: r for r in map(json.loads, (mean_dir / "predictions.jsonl").read_text().splitlines())}
     got = np.array([[by_id[f"test-{i:05d}"]["probs"][label] for label in summed.labels] for i in range(len(rows))])
     assert np.allclose(got, expected, atol=1e-5) and not np.allclose(got, torch.softmax(raw, dim=1).numpy(), atol=1e-3)
+
+
+def test_benchmark_rte_file_is_the_readme_rte_family(tmp_path, clean_registry):
+    """benchmarks/rte.toml (the measured RTE numbers' task) is the README's RTE family, data left to --data."""
+    (rte,) = [b for b in blocks(section("Adding a task"), "toml") if "rte_zeroshot" in b]
+    (tmp_path / "rte.toml").write_text(rte)
+    include_file(tmp_path / "rte.toml")
+    readme = get_task("rte_zeroshot")
+    for name in ("rte", "rte_zeroshot", "rte_classifier"):
+        registry_module._REGISTRY.pop(name, None)
+        families_module._FAMILIES.pop(name, None)
+    include_file(ROOT / "benchmarks" / "rte.toml")
+    assert get_task("rte_zeroshot") == dataclasses.replace(readme, dataset="")
