@@ -6,19 +6,45 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from harness.backends import hf
 from harness.store import runs
 from tenser.cli import main
 from tests import test_reliability as rel
 from tests.conftest import make_reviews
-from tests.test_reliability import _interrupt_at, _one_error_line, _patch_scorer, _score
+from tests.test_reliability import _interrupt_at, _one_error_line, _score
 
 RUN = "imdb_zeroshot__gpt2"
 _one_thread, data = rel._one_thread, rel.data  # one torch thread; the 16-review JSONL fixture
 README = Path(__file__).resolve().parents[1] / "README.md"
 RESUME_TOLERANCE = 1e-6  # what README states
+
+
+def _patch_scorer(monkeypatch: pytest.MonkeyPatch, on_call: Any) -> list[int]:
+    """Wrap the real GPT-2 scorer (the tolerance is about real floats across batch shapes, so no fake backend
+    here): `on_call(n, batch, real_probs)` answers the n-th batch (1-based)."""
+    real_build = getattr(hf.build_scorer, "__wrapped__", hf.build_scorer)  # never wrap a wrapper
+    calls: list[int] = []
+
+    def build(*args: Any) -> Any:
+        real = real_build(*args)
+
+        class Wrapped:
+            def __getattr__(self, name: str) -> Any:  # prefix sharing and the rest: the real scorer's
+                return getattr(real, name)
+
+            def score(self, batch: Any) -> Any:
+                calls.append(len(batch))
+                return on_call(len(calls), batch, real.score)
+
+        return Wrapped()
+
+    build.__wrapped__ = real_build  # type: ignore[attr-defined]
+    monkeypatch.setattr(hf, "build_scorer", build)
+    return calls
 
 
 def _argv(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
