@@ -24,6 +24,7 @@ from harness.errors import UserError
 
 CPU_LIMIT_S = 3600.0  # a CPU job estimated beyond this asks for --yes
 WARMUP_STEPS = 5  # timed after one discarded repeat (allocations, lazy init); the median counts
+BUSY_WIDENING = 2.0  # the most a busy machine widens the slow end of the range
 MAX_GRAD_NORM = 1.0  # the Trainer's default clipping, part of every step
 
 
@@ -212,11 +213,13 @@ def seconds(plan: Plan, step: float, val: float, score: float, load_s: float) ->
 
 def likely_range(plan: Plan, costs: Costs, load: tuple[float, int]) -> tuple[float, float, float]:
     """The estimate and its likely range: the fastest and slowest timed repeats, the slow end widened
-    by the machine's load over its cores (other jobs on the cores slow this one as they come and go)."""
+    on a busy machine by its load over its cores, at most 2x (the repeats already ran under that load;
+    other jobs coming and going move it further)."""
     c = costs
     mid = seconds(plan, c.step.median, c.val.median, c.score.median, c.load_s)
     low = seconds(plan, c.step.low, c.val.low, c.score.low, c.load_s)
-    high = seconds(plan, c.step.high, c.val.high, c.score.high, c.load_s) * max(1.0, load[0] / load[1])
+    busy = min(BUSY_WIDENING, max(1.0, load[0] / load[1]))
+    high = seconds(plan, c.step.high, c.val.high, c.score.high, c.load_s) * busy
     return mid, min(low, mid), max(high, mid)
 
 
