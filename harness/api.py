@@ -28,7 +28,7 @@ from harness import distributed
 from harness.backends.registry import checkpoint_kind, require_hf
 from harness.errors import UserError, renamed_params
 from harness.recipes import compare_folder, noise_check, seed_runs
-from harness.recipes.evaluation import Options, score_model, settings_suffix
+from harness.recipes.evaluation import Options, cached_count, score_model, settings_suffix
 from harness.store.runs import Run
 from harness.training import model_card
 from harness.training.config import FinetuneConfig
@@ -122,7 +122,7 @@ def compare(model: str, task: str | Task | Family = "imdb", *, out: str | Path, 
     w = distributed.init()
     with compare_folder.locked(out):  # a second compare into OUT stops here
         state = _open_compare(model, zeroshot, train_task, cfg, out, finetuned=finetuned, data=data, limit=limit,
-                              opts=opts, yes=yes, seeds=chosen)
+                              opts=opts, yes=yes, seeds=chosen, noise_examples=noise_examples)
         opts = dataclasses.replace(opts, overwrite=not state.resumed)  # a resumed compare keeps its run folders
         checkpoints, validation = [Path(finetuned)] if finetuned else [], None
         if finetuned is None:
@@ -157,10 +157,10 @@ def compare(model: str, task: str | Task | Family = "imdb", *, out: str | Path, 
 
 def _open_compare(model: str, zeroshot: Task, train_task: Task, cfg: FinetuneConfig, out: Path, *,
                   finetuned: str | None, data: str | None, limit: int | None, opts: Options,
-                  yes: bool, seeds: tuple[int, ...] | None) -> compare_folder.CompareFolder:
+                  yes: bool, seeds: tuple[int, ...] | None, noise_examples: int) -> compare_folder.CompareFolder:
     """OUT opened fresh (after the plan and time estimate) or resumed; its settings recorded in compare.json."""
     from harness.data.examples import load_examples
-    from harness.training import trainer
+    from harness.training import estimate, trainer
 
     test, info = load_examples(zeroshot, data=data, split=opts.split, limit=limit, seed=opts.seed)
     train_content = None
@@ -177,9 +177,13 @@ def _open_compare(model: str, zeroshot: Task, train_task: Task, cfg: FinetuneCon
     state = distributed.on_main(lambda: compare_folder.open_folder(
         out, key, overwrite=opts.overwrite, seeds=tuple(seeds or [cfg.seed]) if k else ()))
     if finetuned is None and not state.resumed:  # the plan and a time estimate (all K fine-tunes) before anything
+        noise = min(noise_examples, len(test)) * (1 + k)  # each model re-scores that many, one at a time
+        around = estimate.Around(n_score=(1 + k) * len(test) + noise, fine_tunes=k,
+                                 n_cached=cached_count(zeroshot, model, data=data, limit=limit, opts=opts),
+                                 loads=k + 1 + (1 + k) * (2 if noise else 1))  # fine-tunes, validation check, scoring, noise
         with renamed_params(COMPARE_TRAIN_PARAMS):
-            trainer.preflight(model, train_task, cfg, train_data=opts.train_data, n_score=(1 + k) * len(test),
-                               yes=yes, allow_pickle=opts.allow_pickle, fine_tunes=k)
+            trainer.preflight(model, train_task, cfg, train_data=opts.train_data, yes=yes,
+                              allow_pickle=opts.allow_pickle, around=around)
     return state
 
 

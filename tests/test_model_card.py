@@ -74,3 +74,19 @@ def test_embedded_base_carries_its_note_and_license(tmp_path: Path) -> None:
     assert note in card.text and card.data.datasets == ["stanfordnlp/imdb"]
     assert _results(card) == {("validation", "accuracy"): 0.5, ("validation", "f1_macro"): 0.4}
     assert "not measured yet" in card.text
+
+
+def test_a_card_of_another_task_speaks_of_its_texts_not_reviews(tmp_path: Path) -> None:
+    """Issue 24 item 9: IMDB's wording ("reviews") stayed in the cards of other tasks."""
+    log = {"base_model": "some/model", "task": "news_classifier", "dataset": "local.csv", "objective": "classifier",
+           "hyperparameters": {"lr": 1e-4, "max_length": 128}, "parameters": {"total": 10, "trainable": 5},
+           "wall_time_s": 1.0, "device": "cpu",
+           "data": {"source": "news.csv", "split": "train", "fingerprint": "sha256:x", "n_train": 9, "n_val": 2,
+                    "val_fraction": 0.1},
+           "epochs": [{"epoch": 1, "step": 2, "val_loss": 0.6, "val_accuracy": 0.5, "val_f1_macro": 0.4}],
+           "best_epoch": 1, "best_val_loss": 0.6, "stopped_early": False}
+    (tmp_path / "training_log.json").write_text(json.dumps(log))
+    text = _card(model_card.write_card(tmp_path).parent).text
+    assert "review" not in text.lower() and "imdb" not in text.lower() and "sentiment" not in text.lower()
+    assert "texts longer than the training length (128 tokens; longer texts were cut to fit)" in text
+    assert "`news_classifier`" in text

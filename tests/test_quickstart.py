@@ -120,7 +120,9 @@ def test_finetune_prints_its_plan_and_estimate(tmp_path: Path, gpt2_dir: Path,
                      r"4 validation examples per epoch; ([\d,]+) of ([\d,]+) parameters trained", err)
     assert plan, err[:2000]
     assert plan.group(1) == plan.group(2)  # every weight trains without --train-layers
-    assert re.search(r"estimate: \d+ s \([\d.]+ s per training step, [\d.]+ s per scored example, measured on this device", err)
+    assert re.search(r"estimate: [\w ]+, likely [\w ]+ to [\w ]+ \([\d.]+ s per training step with its optimizer step \(timed "
+                     r"[\d.]+ to [\d.]+ s\), [\d.]+ s per validation example, [\d.]+ s per scored example, measured on "
+                     r"this device .*machine load [\d.]+ on \d+ cores", err), err
     assert err.index("plan:") < err.index("epoch 1:")  # before training starts
 
 
@@ -141,11 +143,12 @@ def test_estimate_report_text_and_guard() -> None:
     plan = estimate.Plan(device="cpu (x86_64, 2 threads)", n_train=22500, n_val=2500, epochs=3, batch_size=8,
                          trainable=124_000_000, total=124_000_000, n_score=50000)
     assert plan.steps == 3 * 2813
+    costs = estimate.Costs(estimate.Timing(9.0, 9.0, 9.0), estimate.Timing(0.1, 0.1, 0.1), estimate.Timing(0.3, 0.3, 0.3))
     with pytest.raises(UserError, match=r"about \d+ h \d+ min on the CPU; pass yes to run it anyway, or make it smaller \(limit N, epochs 1"):
-        estimate.report(plan, 9.0, 0.3, yes=False)
-    assert estimate.report(plan, 9.0, 0.3, yes=True) == pytest.approx(3 * 2813 * 9.0 + 2 * 3 * 2500 * 0.3 + 50000 * 0.3)
+        estimate.report(plan, costs, yes=False)
+    assert estimate.report(plan, costs, yes=True) == pytest.approx(3 * 2813 * 9.0 + 2 * 3 * 2500 * 0.1 + 50000 * 0.3)
     gpu = estimate.Plan(**{**plan.__dict__, "device": "cuda (NVIDIA H200)"})
-    assert estimate.report(gpu, 9.0, 0.3, yes=False) > estimate.CPU_LIMIT_S  # no guard off the CPU
+    assert estimate.report(gpu, costs, yes=False) > estimate.CPU_LIMIT_S  # no guard off the CPU
 
 
 def test_quickstart_runs_compare_on_the_bundled_data(tmp_path: Path, gpt2_dir: Path, monkeypatch: pytest.MonkeyPatch,
@@ -162,8 +165,8 @@ def test_quickstart_runs_compare_on_the_bundled_data(tmp_path: Path, gpt2_dir: P
     captured = capsys.readouterr()
     assert captured.out.strip().splitlines()[-1] == str(out / "report.html")
     assert "running: tenser compare --model" in captured.err and "--train-layers 2" in captured.err
-    assert re.search(r"plan: compare on cpu .*: 36 training examples x 1 epoch\(s\).*24 examples scored before "
-                     r"and after", captured.err.replace("\n", " "))
+    assert re.search(r"plan: compare on cpu .*: 36 training examples x 1 epoch\(s\).*52 examples scored outside "
+                     r"training", captured.err.replace("\n", " "))
     assert f"tenser demo --pretrained {gpt2_dir} --finetuned {out / 'finetuned'}" in captured.err
     pretrained = json.loads(next((out / "runs").glob("pretrained__*/results.json")).read_text())
     assert pretrained["data"]["source"] == "embedded:imdb" and pretrained["metrics"]["n"] == 12

@@ -141,3 +141,20 @@ def score_model(tasks: list[Task], model: str, out: Path, *, data: str | None, l
         print(f"prompt sensitivity | {model} | accuracy mean={spread['mean']:.4f} std={spread['std']:.4f} "
               f"min={spread['min']:.4f} max={spread['max']:.4f}", file=sys.stderr)
     return run_dirs
+
+
+def cached_count(task: Task, model: str, *, data: str | None, limit: int | None, opts: Options) -> int:
+    """How many of the examples `score_model` would score for `task` the score cache already holds, so
+    an estimate leaves them out (0 with the cache off or empty; else loads the model once to key it)."""
+    from harness.scoring.inference import make_encoder
+    from harness.store import cache
+
+    if not opts.use_cache or not (cache.cache_root() / "scores").is_dir():
+        return 0
+    examples, _ = load_examples(task, data=data, split=opts.split, limit=limit, seed=opts.seed)
+    loaded = load_backend(model, model_kind(task), device=opts.device, dtype=opts.dtype,
+                          allow_pickle=opts.allow_pickle, task=task.name)
+    exclude = {e.id for e in examples} | {e.text for e in examples}
+    shown, _ = prompting.add_demonstrations(task, loaded, train_data=opts.train_data, seed=opts.seed, exclude=exclude)
+    scores = cache.for_run(shown, loaded, make_encoder(shown, loaded).max_tokens)
+    return len(scores.lookup([e.inputs() for e in examples])) if scores is not None else 0

@@ -89,6 +89,12 @@ def _test(test: Any) -> str:
     return "\n".join(lines)
 
 
+def _length(log: dict[str, Any]) -> str:
+    """The training length in the task's own terms: texts and tokens, whatever the texts are."""
+    tokens = log["hyperparameters"].get("max_length")
+    return f" ({tokens} tokens; longer texts were cut to fit)" if tokens else " (longer texts were cut to fit)"
+
+
 def _use(log: dict[str, Any]) -> str:
     return "\n".join([
         "## Intended use", "",
@@ -96,7 +102,7 @@ def _use(log: dict[str, Any]) -> str:
         "the base model with `tenser compare`. It is a research checkpoint, not a product.", "",
         "## Limitations", "",
         f"- Trained on {log['data']['n_train']} examples from one source; expect lower accuracy on other domains, "
-        "other languages and texts longer than the training length (longer reviews were truncated).",
+        f"other languages and texts longer than the training length{_length(log)}.",
         "- The validation numbers above come from a split carved from the training data; only the test results "
         "measure held-out performance.",
         "- It inherits the base model's biases and its license terms.",

@@ -15,7 +15,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -199,25 +199,39 @@ def _prepare(model: str, task: Task, cfg: FinetuneConfig, train_data: str | None
 
 
 def warm_up_estimate(net: Any, tokenizer: Any, train_set: Any, val_set: Any, cfg: FinetuneConfig,
-                     device: torch.device, *, yes: bool, n_score: int = 0, what: str = "fine-tune",
-                     hint: str = "{limit} N", fine_tunes: int = 1) -> float:
-    """Print the plan and a time estimate from a few timed steps on typical batches (see harness.training.estimate)."""
+                     device: torch.device, *, yes: bool, what: str = "fine-tune", hint: str = "{limit} N",
+                     around: estimate.Around | None = None) -> float:
+    """Print the plan and a time estimate from a few timed steps on typical batches (see harness.training.estimate);
+    `around`: compare's work outside the fine-tunes (scoring, cached scores, model loads)."""
     if distributed.world().size > 1:  # ranks would disagree on the estimate; the Trainer's bar gives the ETA
         return 0.0
+    around = around or estimate.Around()
     net.to(device)
-    collate = Collator(int(tokenizer.pad_token_id))
-    batch = collate(estimate.typical(train_set.features, cfg.batch_size))
-    step_s = estimate.time_train_step(net, [batch] * (estimate.WARMUP_STEPS + 1), device)
-    inputs = [f["input_ids"] for f in estimate.typical(val_set.features, 3)]
-    score_s = estimate.time_forward(net, inputs, device)
-    # Timed at the median length; the work is about linear in tokens and reviews skew long, so scale to the mean.
-    step_s *= estimate.mean_over_median(train_set.features)
-    score_s *= estimate.mean_over_median(val_set.features)
+    costs = measure(net, tokenizer, train_set, val_set, cfg, device, around.load_s)
     total = sum(p.numel() for p in net.parameters())
     plan = estimate.Plan(device=f"{device.type} ({_hardware(device)})", n_train=len(train_set), n_val=len(val_set),
                          epochs=cfg.epochs, batch_size=cfg.batch_size, trainable=trainable_parameters(net),
-                         total=total, n_score=n_score, fine_tunes=fine_tunes)
-    return estimate.report(plan, step_s, score_s, yes=yes, what=what, hint=hint)
+                         total=total, n_score=around.n_score, fine_tunes=around.fine_tunes, n_cached=around.n_cached,
+                         loads=around.loads)
+    return estimate.report(plan, costs, yes=yes, what=what, hint=hint)
+
+
+def measure(net: Any, tokenizer: Any, train_set: Any, val_set: Any, cfg: FinetuneConfig, device: torch.device,
+            load_s: float = 0.0) -> estimate.Costs:
+    """This job's unit costs, timed on typical inputs: a full training step (optimizer included), a
+    validation example at the evaluation batch size, a scored example."""
+    collate = Collator(int(tokenizer.pad_token_id))
+    features = estimate.typical(train_set.features, cfg.batch_size)
+    optimizer = estimate.warmup_optimizer(net, cfg.weight_decay, device)
+    step = estimate.time_train_step(net, lambda: collate(features), optimizer, device)
+    del optimizer  # its moments hold twice the trained weights
+    val = estimate.Timing(0.0, 0.0, 0.0)
+    if val_set.features:
+        val = estimate.time_eval(net, collate(estimate.typical(val_set.features, cfg.batch_size * 2)), device)
+    score = estimate.time_forward(net, [f["input_ids"] for f in estimate.typical(val_set.features, 6)], device)
+    # Timed at the median length; the work is about linear in tokens and texts skew long, so scale to the mean.
+    train_scale, val_scale = estimate.mean_over_median(train_set.features), estimate.mean_over_median(val_set.features)
+    return estimate.Costs(step.scaled(train_scale), val.scaled(val_scale), score.scaled(val_scale), load_s)
 
 
 def _hardware(device: torch.device) -> str:
@@ -227,15 +241,18 @@ def _hardware(device: torch.device) -> str:
     return f"{platform.processor() or platform.machine()}, {threads} thread{'s' * (threads != 1)}"
 
 
-def preflight(model: str, task: Task, cfg: FinetuneConfig, *, train_data: str | None, n_score: int, yes: bool,
-              allow_pickle: bool = False, fine_tunes: int = 1) -> float:
-    """`tenser compare`'s estimate of the whole job before it starts: `fine_tunes` fine-tunes plus `n_score`
-    scored examples."""
+def preflight(model: str, task: Task, cfg: FinetuneConfig, *, train_data: str | None, yes: bool,
+              allow_pickle: bool = False, around: estimate.Around | None = None) -> float:
+    """`tenser compare`'s estimate of the whole job before it starts: its fine-tunes, the work `around` them
+    (model loads each timed as this one), and the validation check (the pretrained model scores the carve)."""
     cfg.check()
     device = resolve_device(cfg.device)
+    t0 = time.perf_counter()
     _, _, _, tokenizer, net, train_set, val_set = _prepare(model, task, cfg, train_data, allow_pickle)
-    return warm_up_estimate(net, tokenizer, train_set, val_set, cfg, device, yes=yes, n_score=n_score,
-                            what="compare", fine_tunes=fine_tunes)  # {limit}: train_limit, compare renames it
+    around = around or estimate.Around()
+    around = replace(around, n_score=around.n_score + len(val_set), load_s=time.perf_counter() - t0)
+    return warm_up_estimate(net, tokenizer, train_set, val_set, cfg, device, yes=yes, what="compare",
+                            around=around)  # {limit}: train_limit, compare renames it
 
 
 @folder.holds_lock  # a second fine-tune into the same --output stops instead of deleting this one's
