@@ -259,3 +259,11 @@ def test_adding_a_task_kind_example_scores_mean_log_probs(tmp_path, monkeypatch,
     by_id = {r["id"]: r for r in map(json.loads, (mean_dir / "predictions.jsonl").read_text().splitlines())}
     got = np.array([[by_id[f"test-{i:05d}"]["probs"][label] for label in summed.labels] for i in range(len(rows))])
     assert np.allclose(got, expected, atol=1e-5) and not np.allclose(got, torch.softmax(raw, dim=1).numpy(), atol=1e-3)
+
+
+def test_quickstart_shows_the_seeds_command_it_prints_next():
+    from tenser.commands import seeds_command
+
+    shown = [" ".join(b.replace("\\\n", " ").split()) for b in blocks(section(
+        "Quickstart: the whole before/after job, offline, in minutes"), "bash")]
+    assert seeds_command("runs/quickstart") in shown
