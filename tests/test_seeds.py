@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from harness.recipes import compare_folder
 from harness.store import runs
@@ -83,6 +84,24 @@ def test_a_resumed_compare_retrains_only_the_unfinished_seed_and_reproduces_it(
         assert _predictions(out / "runs" / name) == _predictions(seeded / "runs" / name)
     pooled = [json.loads((o / "comparison.json").read_text())["seeds"]["pooled"] for o in (out, seeded)]
     assert pooled[0] == pooled[1]
+
+
+def test_the_same_command_twice_gives_identical_per_seed_results(seeded: Path, tmp_path: Path, gpt2_dir: Path,
+                                                                data: tuple[Path, Path]) -> None:
+    """Issue 22's constraint: a fresh folder, scores not cached, the same weights and predictions per seed."""
+    from safetensors.torch import load_file
+
+    again = tmp_path / "again"
+    assert main(_args(gpt2_dir, data, again, "--seeds", "0,1", "--no-cache")) == 0
+    for seed, name in zip((0, 1), SEEDS):
+        weights = [load_file(o / f"finetuned-seed{seed}" / "model.safetensors") for o in (again, seeded)]
+        assert weights[0].keys() == weights[1].keys()
+        assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+        assert _predictions(again / "runs" / name) == _predictions(seeded / "runs" / name)
+    records = [json.loads((o / "comparison.json").read_text())["seeds"] for o in (again, seeded)]
+    assert [(r["seed"], r["accuracy"], r["gain"]) for r in records[0]["per_seed"]] == \
+        [(r["seed"], r["accuracy"], r["gain"]) for r in records[1]["per_seed"]]
+    assert records[0]["pooled"] == records[1]["pooled"]
 
 
 def test_seeds_with_finetuned_is_refused_in_one_line(tmp_path: Path, gpt2_dir: Path, data: tuple[Path, Path],
