@@ -215,10 +215,22 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
             *(["--yes"] if args.yes else [])]
     print(f"running: tenser {shlex.join(argv)}", file=sys.stderr, flush=True)
     try:
-        return cmd_compare(build_parser().parse_args(argv))
+        code = cmd_compare(build_parser().parse_args(argv))
     except TooLong as exc:  # its sizes are already the smallest that teach anything: only --yes is left to say
         raise UserError(f"{exc}".split(";")[0].replace("this compare", "the quickstart") + " (README: about 7 min on "
                         "2 idle cores; is the CPU busy?); run `tenser quickstart --yes` to go ahead anyway") from None
+    print(f"next: is the gain real, or a lucky seed? Fine-tune with 3 training seeds (about 3x the fine-tuning "
+          f"time):\n  {seeds_command(args.out)}", file=sys.stderr)
+    return code
+
+
+def seeds_command(out: str) -> str:
+    """The quickstart's compare with three training seeds, into a folder of its own: the command to run next."""
+    import shlex
+
+    title = QUICKSTART.index("--title")  # the quickstart's title would mislabel the seeds' report
+    argv = QUICKSTART[:title] + QUICKSTART[title + 2:] + ["--seeds", "0,1,2", "--out", f"{out.rstrip('/')}-seeds"]
+    return shlex.join(["tenser", "compare", *argv])
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

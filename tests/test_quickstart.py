@@ -4,6 +4,7 @@ and the quickstart's compare on the bundled data with a tiny model standing in f
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import re
@@ -177,6 +178,32 @@ def test_quickstart_runs_compare_on_the_bundled_data(tmp_path: Path, gpt2_dir: P
     # The task card names the data that was scored; prompt-tuning scores before and after with the same prompt.
     assert '<span class="mono">embedded:imdb</span> (split test) · scored as: zero-shot prompt</p>' in html
     assert log["objective"] == "prompt"
+    # It ends with the --seeds command to run next: the same settings, three seeds, a folder of its own.
+    assert captured.err.rstrip().splitlines()[-2].startswith("next: is the gain real, or a lucky seed?")
+    nxt = _parsed_next(captured.err.rstrip().splitlines()[-1])
+    assert (nxt.model, nxt.seeds, nxt.out, nxt.device) == (str(gpt2_dir), "0,1,2", f"{out}-seeds", "cpu")
+
+
+def _parsed_next(line: str) -> argparse.Namespace:
+    import shlex
+
+    from harness.recipes.seed_runs import parse_seeds
+    from tenser.parser import build_parser
+
+    words = shlex.split(line)
+    assert words[:2] == ["tenser", "compare"], line
+    args = build_parser().parse_args(words[1:])
+    assert parse_seeds(args.seeds) == (0, 1, 2)
+    return args
+
+
+def test_the_suggested_seeds_command_is_the_quickstart_with_three_seeds() -> None:
+    from tenser.parser import build_parser
+
+    quick = vars(build_parser().parse_args(["compare", *commands.QUICKSTART, "--out", "runs/quickstart"]))
+    nxt = vars(_parsed_next(commands.seeds_command("runs/quickstart/")))
+    assert {k for k in quick if quick[k] != nxt[k]} == {"seeds", "out", "title"}
+    assert (nxt["seeds"], nxt["out"], nxt["title"]) == ("0,1,2", "runs/quickstart-seeds", None)
 
 
 def test_a_missing_browser_skips_with_the_fix_except_where_ci_requires_it(monkeypatch: pytest.MonkeyPatch,

@@ -272,3 +272,11 @@ def test_benchmark_rte_file_is_the_readme_rte_family(tmp_path, clean_registry):
         families_module._FAMILIES.pop(name, None)
     include_file(ROOT / "benchmarks" / "rte.toml")
     assert get_task("rte_zeroshot") == dataclasses.replace(readme, dataset="")
+
+
+def test_quickstart_shows_the_seeds_command_it_prints_next():
+    from tenser.commands import seeds_command
+
+    shown = [" ".join(b.replace("\\\n", " ").split()) for b in blocks(section(
+        "Quickstart: the whole before/after job, offline, in minutes"), "bash")]
+    assert seeds_command("runs/quickstart") in shown

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from harness.recipes import compare_folder
 from harness.store import runs
@@ -19,6 +20,7 @@ from tests.test_compare_resume import _args, _spy_finetune
 from tests.test_finetune import separable
 from tests.test_reliability import _one_thread  # noqa: F401  (one torch thread)
 
+ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ("finetuned-seed0__imdb_classifier", "finetuned-seed1__imdb_classifier")
 
 
@@ -83,6 +85,41 @@ def test_a_resumed_compare_retrains_only_the_unfinished_seed_and_reproduces_it(
         assert _predictions(out / "runs" / name) == _predictions(seeded / "runs" / name)
     pooled = [json.loads((o / "comparison.json").read_text())["seeds"]["pooled"] for o in (out, seeded)]
     assert pooled[0] == pooled[1]
+
+
+def test_the_same_command_twice_gives_identical_per_seed_results(seeded: Path, tmp_path: Path, gpt2_dir: Path,
+                                                                data: tuple[Path, Path]) -> None:
+    """Issue 22's constraint: a fresh folder, scores not cached, the same weights and predictions per seed."""
+    from safetensors.torch import load_file
+
+    again = tmp_path / "again"
+    assert main(_args(gpt2_dir, data, again, "--seeds", "0,1", "--no-cache")) == 0
+    for seed, name in zip((0, 1), SEEDS):
+        weights = [load_file(o / f"finetuned-seed{seed}" / "model.safetensors") for o in (again, seeded)]
+        assert weights[0].keys() == weights[1].keys()
+        assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+        assert _predictions(again / "runs" / name) == _predictions(seeded / "runs" / name)
+    records = [json.loads((o / "comparison.json").read_text())["seeds"] for o in (again, seeded)]
+    assert [(r["seed"], r["accuracy"], r["gain"]) for r in records[0]["per_seed"]] == \
+        [(r["seed"], r["accuracy"], r["gain"]) for r in records[1]["per_seed"]]
+    assert records[0]["pooled"] == records[1]["pooled"]
+
+
+def test_the_readme_seed_lines_are_copied_from_comparison_json(seeded: Path, tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("seeds_table", ROOT / "benchmarks" / "seeds_table.py")
+    assert spec and spec.loader
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    record = json.loads((seeded / "comparison.json").read_text())["seeds"]
+    text = "\n".join(table.lines(seeded))
+    for row in record["per_seed"]:
+        assert f"| seed {row['seed']} |" in text and f"{row['accuracy']:.3f} | {100 * row['gain']:+.1f} |" in text
+    assert f"Verdict: {record['verdict']}" in text and f"({record['pooled']['interval']}, " in text
+    log = tmp_path / "time.log"
+    log.write_text("\tElapsed (wall clock) time (h:mm:ss or m:ss): 1:02:03\n\tMaximum resident set size (kbytes): 3400000\n")
+    assert table.wall_and_memory(log) == "wall 1 h 2 min 3 s, peak memory 3.4 GB"
 
 
 def test_seeds_with_finetuned_is_refused_in_one_line(tmp_path: Path, gpt2_dir: Path, data: tuple[Path, Path],
