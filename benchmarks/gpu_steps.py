@@ -223,7 +223,7 @@ def bench_limit(name: str, *args: Any, tf32: bool = False) -> Callable[[Env, Rec
 
 
 def plan_baselines(env: Env, rec: Record, allowed: float) -> Plan:
-    return env.bench("baselines", "--limit", min(env.base_limit, env.limit))
+    return env.bench("baselines", "--limit", min(env.base_limit, env.limit), "--ways", "tenser,seed_style,one_at_a_time")
 
 
 def plan_throughput(env: Env, rec: Record, allowed: float) -> Plan:
