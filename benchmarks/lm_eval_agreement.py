@@ -1,6 +1,6 @@
 """Per-example agreement of a Tenser zero-shot run with lm-evaluation-harness (issue 21's peer check).
 
-Reads lm-eval's per-example output (benchmarks/lm_eval_rte.py: idx, doc_id, label, loglik per
+Reads lm-eval's per-example output (benchmarks/lm_eval_peer.py: idx, doc_id, label, loglik per
 choice, context) and a finished Tenser run folder on the same rows, and compares per example:
 - predictions (argmax over the labels, lm-eval's `acc`);
 - p = softmax over the label log-likelihoods (Tenser's probabilities over the labels; lm-eval's
@@ -148,7 +148,7 @@ def markdown(s: dict[str, Any]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--lm-eval", type=Path, help="lm-eval per-example JSONL (benchmarks/lm_eval_rte.py)")
+    p.add_argument("--lm-eval", type=Path, help="lm-eval per-example JSONL (benchmarks/lm_eval_peer.py)")
     p.add_argument("--run", type=Path, help="a finished Tenser zero-shot run folder on the same rows")
     p.add_argument("--data", type=Path, help="the scored split as a parquet file (to rebuild the prompts)")
     p.add_argument("--tokenizer", type=Path, help="the model folder whose tokenizer both used")

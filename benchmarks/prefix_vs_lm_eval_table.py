@@ -1,6 +1,7 @@
 """The table of benchmarks/prefix_vs_lm_eval.sh: per shot count, lm-eval and Tenser with and without
 the prefix cache: process wall and CPU time (user+sys, /usr/bin/time), scoring time, tokens run
 through the model, the speed ratios, and per-example agreement of predictions and prompt lengths.
+A shot count run without the uncached way (NOPREFIX_SHOTS in the script) shows lm-eval and Tenser only.
 
     python benchmarks/prefix_vs_lm_eval_table.py OUT 0 2 5
 """
@@ -12,8 +13,6 @@ import json
 import sys
 from pathlib import Path
 
-LABELS = ["entailment", "not_entailment"]  # lm-eval's choice order: " True", " False"
-
 
 def timed(out: Path, name: str) -> tuple[float, float]:
     wall, user, sys_ = (float(x) for x in (out / f"time_{name}.txt").read_text().split()[-3:])
@@ -24,10 +23,11 @@ def tenser(out: Path, name: str) -> dict:
     folder = Path(glob.glob(str(out / name / "*" / "results.json"))[0]).parent
     results = json.loads((folder / "results.json").read_text())
     rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines() if line]
+    labels = results["task"]["labels"]  # lm-eval's choices are in the task's label order (RTE: " True", " False")
     total = sum(r["n_tokens"] for r in rows)
     saved = (results["scoring"].get("prefix_cache") or {}).get("tokens_saved", 0)
     return {"score_s": results["timings"]["score_s"], "tokens": total - saved, "prefix": results["scoring"].get("prefix_cache"),
-            "pred": {r["id"]: LABELS.index(r["pred"]) for r in rows}, "n_tokens": {r["id"]: r["n_tokens"] for r in rows},
+            "labels": labels, "pred": {r["id"]: labels.index(r["pred"]) for r in rows}, "n_tokens": {r["id"]: r["n_tokens"] for r in rows},
             "probs": {r["id"]: r["probs"] for r in rows}, "accuracy": results["metrics"]["accuracy"]}
 
 
@@ -45,23 +45,26 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     notes = []
     for k in shots:
-        ways = {"lm-eval": lm_eval(out, k), "Tenser, no prefix cache": tenser(out, f"tenser_noprefix_{k}"),
-                "Tenser": tenser(out, f"tenser_{k}")}
-        times = {"lm-eval": timed(out, f"lmeval_{k}"), "Tenser, no prefix cache": timed(out, f"tenser_noprefix_{k}"),
-                 "Tenser": timed(out, f"tenser_{k}")}
+        names = {"lm-eval": f"lmeval_{k}", "Tenser, no prefix cache": f"tenser_noprefix_{k}", "Tenser": f"tenser_{k}"}
+        if not (out / names["Tenser, no prefix cache"]).exists():
+            del names["Tenser, no prefix cache"]
+        ways = {way: lm_eval(out, k) if way == "lm-eval" else tenser(out, name) for way, name in names.items()}
+        times = {way: timed(out, name) for way, name in names.items()}
         base = times["lm-eval"]
         for way, w in ways.items():
             wall, cpu = times[way]
             print(f"| {k} | {way} | {len(w['pred'])} | {wall:.1f} | {cpu:.1f} | {w['score_s']:.1f} | {w['tokens']:,} | "
                   f"{w['accuracy']:.3f} | {base[0] / wall:.2f} | {base[1] / cpu:.2f} |")
-        lm, on, off = ways["lm-eval"], ways["Tenser"], ways["Tenser, no prefix cache"]
+        lm, on, off = ways["lm-eval"], ways["Tenser"], ways.get("Tenser, no prefix cache")
         ids = sorted(lm["pred"])
         same_lm = sum(lm["pred"][i] == on["pred"][i] for i in ids)
-        same_off = sum(off["pred"][i] == on["pred"][i] for i in ids)
         same_len = sum(lm["n_tokens"][i] == on["n_tokens"][i] for i in ids)
-        diff = max(abs(on["probs"][i][c] - off["probs"][i][c]) for i in ids for c in LABELS)
-        notes.append(f"- {k} shots: predictions Tenser = lm-eval on {same_lm}/{len(ids)}, Tenser = Tenser without the "
-                     f"cache on {same_off}/{len(ids)} (largest probability difference {diff:.1e}); prompt lengths equal "
+        uncached = ""
+        if off is not None:
+            same_off = sum(off["pred"][i] == on["pred"][i] for i in ids)
+            diff = max(abs(on["probs"][i][c] - off["probs"][i][c]) for i in ids for c in on["labels"])
+            uncached = f", Tenser = Tenser without the cache on {same_off}/{len(ids)} (largest probability difference {diff:.1e})"
+        notes.append(f"- {k} shots: predictions Tenser = lm-eval on {same_lm}/{len(ids)}{uncached}; prompt lengths equal "
                      f"to lm-eval's context on {same_len}/{len(ids)}; prefix cache: {on['prefix']}")
     print("\n" + "\n".join(notes))
 

@@ -1,16 +1,18 @@
-"""Run lm-evaluation-harness on RTE validation with its own RTE prompt, over local parquet files.
+"""Run lm-evaluation-harness on RTE (its own prompt) or IMDB (Tenser's prompt) over local parquet files.
 
 The peer side of issues 21 and 23: it runs INSIDE the lm-eval virtualenv made by
 benchmarks/lm_eval_setup.sh (lm-eval is not a Tenser dependency), with model `hf` on a local
 converted folder (e.g. the embedded SmolLM2 built by ../shared/tools/build_smollm2.py), fp32,
 on CPU. It writes one JSONL line per example (see `sample_rows`) plus a summary JSON.
 
-    /work/lmeval-venv/bin/python benchmarks/lm_eval_rte.py --model /work/smollm2 \
-        --out /work/lmeval-out/rte_0shot [--num_fewshot 5 [--fewshot_idx 3,17,...]] [--limit N]
+    /work/lmeval-venv/bin/python benchmarks/lm_eval_peer.py --model /work/smollm2 \
+        --out /work/lmeval-out/rte_0shot [--task rte|imdb] [--num_fewshot 5 [--fewshot_idx 3,17,...]] [--limit N]
 
-Few-shot: lm-eval gets a split `fewshot` holding only the given demonstrations (train rows by
-their `idx`, in the order given; default: the first K train rows), read with
-`fewshot_config: sampler: first_n`, so every example sees the same demonstrations in that order.
+--data is a folder with `train.parquet` and the scored split's parquet (RTE: `validation`, IMDB:
+`test`), each with an integer `idx` column naming the example. Few-shot: lm-eval gets a split
+`fewshot` holding only the given demonstrations (train rows by their `idx`, in the order given;
+default: the first K train rows), read with `fewshot_config: sampler: first_n`, so every example
+sees the same demonstrations in that order.
 """
 
 from __future__ import annotations
@@ -26,26 +28,31 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "rte"  # ../shared from the repo root
-TASK = "rte_tenser_peer"
-# lm-eval's lm_eval/tasks/glue/rte/default.yaml prompt, choices and target, unchanged (see
-# ../shared/data/rte/PROVENANCE.md); only the data source and the few-shot split are ours.
-RTE_PROMPT = "{{sentence1}}\nQuestion: {{sentence2}} True or False?\nAnswer:"
-CHOICES = ["True", "False"]
+TASK = "tenser_peer"
+# name: (prompt, choices, scored split). RTE: lm-eval's lm_eval/tasks/glue/rte/default.yaml prompt,
+# choices and target, unchanged (see ../shared/data/rte/PROVENANCE.md). IMDB: Tenser's
+# imdb_zeroshot prompt and label words (" negative"/" positive" = choice + lm-eval's target
+# delimiter " "). Only the data source and the few-shot split are ours.
+PRESETS = {
+    "rte": ("{{sentence1}}\nQuestion: {{sentence2}} True or False?\nAnswer:", ["True", "False"], "validation"),
+    "imdb": ("Review: {{text}}\nSentiment:", ["negative", "positive"], "test"),
+}
 
 
-def task_yaml(data: Path, fewshot_file: Path | None) -> dict:
-    """The local lm-eval task config: RTE's prompt over `data`/{train,validation}.parquet."""
-    files = {"train": str(data / "train.parquet"), "validation": str(data / "validation.parquet")}
+def task_yaml(data: Path, fewshot_file: Path | None, preset: str = "rte") -> dict:
+    """The local lm-eval task config: the preset's prompt over `data`/{train,SPLIT}.parquet."""
+    prompt, choices, split = PRESETS[preset]
+    files = {"train": str(data / "train.parquet"), split: str(data / f"{split}.parquet")}
     config = {
         "task": TASK,
         "dataset_path": "parquet",
         "dataset_kwargs": {"data_files": files},
         "output_type": "multiple_choice",
         "training_split": "train",
-        "validation_split": "validation",
-        "doc_to_text": RTE_PROMPT,
+        ("validation_split" if split == "validation" else "test_split"): split,
+        "doc_to_text": prompt,
         "doc_to_target": "label",
-        "doc_to_choice": CHOICES,
+        "doc_to_choice": choices,
         "metric_list": [{"metric": "acc"}],
         "metadata": {"version": 1.0},
     }
@@ -86,7 +93,7 @@ def run(args: argparse.Namespace, lm: object) -> dict:
     (out / "task").mkdir(parents=True, exist_ok=True)
     ids = [int(i) for i in args.fewshot_idx.split(",")] if args.fewshot_idx else None
     fewshot = write_fewshot(Path(args.data), ids, args.num_fewshot, out) if args.num_fewshot else None
-    (out / "task" / f"{TASK}.yaml").write_text(yaml.safe_dump(task_yaml(Path(args.data), fewshot), sort_keys=False))
+    (out / "task" / f"{TASK}.yaml").write_text(yaml.safe_dump(task_yaml(Path(args.data), fewshot, args.task), sort_keys=False))
     manager = TaskManager(include_path=str(out / "task"), include_defaults=False)
     return simple_evaluate(model=lm, tasks=[TASK], task_manager=manager, num_fewshot=args.num_fewshot,
                            limit=args.limit, log_samples=True, bootstrap_iters=0, random_seed=0)
@@ -131,7 +138,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="local HF model folder (the converted embedded SmolLM2)")
     p.add_argument("--out", required=True, help="output folder (predictions.jsonl, summary.json, task/)")
-    p.add_argument("--data", default=str(DATA), help="folder with RTE train.parquet and validation.parquet")
+    p.add_argument("--task", choices=sorted(PRESETS), default="rte", help="prompt and choices (default: rte)")
+    p.add_argument("--data", default=str(DATA), help="folder with train.parquet and the scored split's parquet")
     p.add_argument("--num_fewshot", type=int, default=0)
     p.add_argument("--fewshot_idx", help="comma-separated train idx values of the demonstrations, in order")
     p.add_argument("--batch_size", default="8")
@@ -148,7 +156,7 @@ def main() -> None:
     rows = sample_rows(results["samples"][TASK])
     tokens = count_tokens(lm, rows)
     (out / "predictions.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    summary = {"task": TASK, "model": args.model, "num_fewshot": args.num_fewshot, "fewshot_idx": args.fewshot_idx,
+    summary = {"task": args.task, "model": args.model, "num_fewshot": args.num_fewshot, "fewshot_idx": args.fewshot_idx,
                "batch_size": args.batch_size, "limit": args.limit, "n": len(rows),
                "accuracy": sum(r["pred"] == r["label"] for r in rows) / len(rows),
                "lm_eval_acc": results["results"][TASK].get("acc,none"), "load_s": round(loaded - start, 2),
