@@ -22,7 +22,7 @@ def timed(out: Path, name: str) -> tuple[float, float]:
 def tenser(out: Path, name: str) -> dict:
     folder = Path(glob.glob(str(out / name / "*" / "results.json"))[0]).parent
     results = json.loads((folder / "results.json").read_text())
-    rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines() if line]
+    rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().split("\n") if line]
     labels = results["task"]["labels"]  # lm-eval's choices are in the task's label order (RTE: " True", " False")
     total = sum(r["n_tokens"] for r in rows)
     saved = (results["scoring"].get("prefix_cache") or {}).get("tokens_saved", 0)
@@ -33,7 +33,7 @@ def tenser(out: Path, name: str) -> dict:
 
 def lm_eval(out: Path, k: int) -> dict:
     summary = json.loads((out / f"lmeval_{k}" / "summary.json").read_text())
-    rows = [json.loads(line) for line in (out / f"lmeval_{k}" / "predictions.jsonl").read_text().splitlines() if line]
+    rows = [json.loads(line) for line in (out / f"lmeval_{k}" / "predictions.jsonl").read_text().split("\n") if line]
     return {"score_s": summary["eval_s"], "tokens": summary["tokens_forwarded"], "accuracy": summary["accuracy"],
             "pred": {str(r["idx"]): r["pred"] for r in rows}, "n_tokens": {str(r["idx"]): r["n_tokens"] for r in rows}}
 
