@@ -162,7 +162,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(args.tokenizer))
-    peer = {r["doc_id"]: r for r in map(json.loads, args.lm_eval.read_text(encoding="utf-8").splitlines())}
+    peer = {r["doc_id"]: r for r in (json.loads(line) for line in args.lm_eval.read_text(encoding="utf-8").split("\n") if line)}
     task, ours = tenser_side(args.run, args.data, tokenizer)
     result = compare(task, ours, peer, tokenizer)
     print(markdown(result["summary"]))

@@ -80,7 +80,7 @@ def score(args: list[str], out: Path) -> dict[str, dict]:
     if done.returncode:
         sys.exit(f"failed ({done.returncode}): {' '.join(cmd)}\n{done.stderr[-3000:]}")
     [folder] = [p.parent for p in out.rglob("predictions.jsonl")]
-    records = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines() if line]
+    records = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().split("\n") if line]
     return {r["id"]: r for r in records}
 
 
