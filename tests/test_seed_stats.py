@@ -6,6 +6,7 @@ the verdict, flips, Holm and the seed/example counts against hand or textbook va
 from __future__ import annotations
 
 import doctest
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -150,6 +151,26 @@ def test_verdict_when_test_noise_alone_hides_the_gain() -> None:
     v = verdict(gains=seed_gains(baseline=base, finetuned=tuned))
     assert v.seeds_needed is None and "add test examples" in v.sentence
     assert "includes zero" in v.sentence
+
+
+def test_verdict_says_an_underpowered_hit_may_not_repeat() -> None:
+    # +5.7 points on 200 examples, three close seeds: the interval excludes zero, yet 80% power needs
+    # more seeds. The two halves of the sentence must not read as a contradiction.
+    base, tuned = _runs(200, 159, [10, 12, 12])
+    v = verdict(gains=seed_gains(baseline=base, finetuned=tuned))
+    assert "excludes zero" in v.sentence and v.seeds_needed is not None and v.seeds_needed > 3
+    assert v.sentence.endswith("3 were run, not enough for a repeat to exclude zero reliably.")
+
+
+def test_verdict_unreachable_power_names_80_percent_and_repeat_when_interval_excludes_zero() -> None:
+    gains = seed_gains(baseline=np.zeros(200, bool), finetuned=np.ones((3, 200), bool))
+    hit = replace(gains, mean=0.057, low=0.009, high=0.105, test_se=0.023, seed_sd=0.006)
+    v = verdict(gains=hit)
+    assert v.seeds_needed is None and "excludes zero" in v.sentence
+    assert ("At 80% power no number of seeds detects +5.7 points on these 200 test examples (test-sampling SE 2.3 "
+            "points), so a repeat may not exclude zero again: add test examples.") in v.sentence
+    miss = verdict(gains=replace(hit, low=-0.01))
+    assert "includes zero" in miss.sentence and "repeat" not in miss.sentence
 
 
 def test_verdict_calls_a_steady_loss_a_loss() -> None:

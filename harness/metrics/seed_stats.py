@@ -167,16 +167,22 @@ def verdict(*, gains: SeedGains, alpha: float = ALPHA, power: float = POWER) -> 
                 f"(SD {sd:.1f} points).")
     side = "excludes" if gains.low > 0 or gains.high < 0 else "includes"
     text += f" The 95% interval for the recipe, {100 * gains.low:+.1f} to {100 * gains.high:+.1f} points, {side} zero."
-    return Verdict(text + _detect(gains, need, alpha, power), disagree, above, need)
+    return Verdict(text + _detect(gains, need, alpha, power, excluded=side == "excludes"), disagree, above, need)
 
 
-def _detect(gains: SeedGains, need: int | None, alpha: float, power: float) -> str:
+def _detect(gains: SeedGains, need: int | None, alpha: float, power: float, *, excluded: bool) -> str:
+    """The power half of the verdict. An interval that excludes zero while power is short is a hit
+    that a repeat may miss; the sentence says so, so the two halves do not read as a contradiction."""
     if gains.mean == 0:
         return " There is no mean change to detect."
     if need is None:
-        return (f" No number of seeds detects {100 * gains.mean:+.1f} points on these {gains.n:,} test examples "
-                f"(test-sampling SE {100 * gains.test_se:.1f} points): add test examples.")
-    enough = "enough" if gains.seeds >= need else "not enough"
+        return (f" At {power:.0%} power no number of seeds detects {100 * gains.mean:+.1f} points on these "
+                f"{gains.n:,} test examples (test-sampling SE {100 * gains.test_se:.1f} points)"
+                f"{', so a repeat may not exclude zero again' if excluded else ''}: add test examples.")
+    if gains.seeds >= need:
+        enough = "enough"
+    else:
+        enough = "not enough for a repeat to exclude zero reliably" if excluded else "not enough"
     return (f" Detecting it at {power:.0%} power (two-sided t, alpha {alpha:g}) takes about {need} seeds; "
             f"{gains.seeds} were run, {enough}.")
 
