@@ -14,7 +14,7 @@ from harness.api import evaluate
 from harness.recipes.evaluation import Options, cached_count
 from harness.training import estimate
 from harness.training.config import FinetuneConfig
-from harness.training.trainer import _prepare, measure
+from harness.training.trainer import _prepare, measure, scored_inputs
 from tasks import get_task
 from tests.conftest import make_reviews, write_rows
 from tests.test_finetune import FAST, separable
@@ -63,12 +63,34 @@ def test_measure_times_a_step_a_validation_example_and_a_scored_example(gpt2_dir
     assert costs.load_s == 2.5
 
 
+def test_scored_examples_are_timed_as_scoring_encodes_them_not_at_max_length(
+        gpt2_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fine-tune trains at --max-length 16, but validation and test scoring encode at the task's
+    # max_tokens: a quiet SmolLM2 fine-tune took 1.40x its estimate when the scored cost was timed on
+    # the 128-token training features while scoring ran whole reviews.
+    rows = [{"text": " ".join(["great" if i % 2 else "awful"] * (60 + i)), "label": i % 2} for i in range(40)]
+    train = write_rows(tmp_path / "train.csv", rows)
+    cfg = FinetuneConfig(**{**FAST, "max_length": 16})
+    task = get_task("imdb_classifier")
+    _, _, val, tokenizer, net, train_set, val_set = _prepare(str(gpt2_dir), task, cfg, str(train), False)
+    scored = scored_inputs(task, tokenizer, net, val)
+    assert len(scored) == len(val) and max(len(f["input_ids"]) for f in val_set.features) <= 16
+    assert min(len(f["input_ids"]) for f in scored) >= 60  # the task's own encoding, not cut to --max-length
+    timed: list[list[int]] = []
+    real = estimate.time_forward
+    monkeypatch.setattr(estimate, "time_forward", lambda net, inputs, device: timed.append(
+        [len(x) for x in inputs]) or real(net, inputs, device))
+    measure(net, tokenizer, train_set, val_set, cfg, torch.device("cpu"))
+    measure(net, tokenizer, train_set, val_set, cfg, torch.device("cpu"), scored=scored)
+    assert max(timed[0]) <= 16 and min(timed[1]) >= 60
+
+
 def test_the_printed_estimate_shows_its_range_and_the_machine_load(capsys: pytest.CaptureFixture[str]) -> None:
     total = estimate.report(PLAN, COSTS, yes=True, load=(3.0, 2))
-    steps, val = 2 * 50, 2 * 2 * 40
-    assert total == pytest.approx(steps * 1.0 + val * 0.1 + 200 * 0.2 + 3 * 4.0)
-    high = (steps * 1.5 + val * 0.2 + 200 * 0.3 + 12) * 1.5  # the slowest repeats, x load 3 over 2 cores
-    low = steps * 0.8 + val * 0.1 + 200 * 0.1 + 12
+    steps, val = 2 * 50, 2 * 40  # each epoch's validation example: a batched eval_loss forward, then scored
+    assert total == pytest.approx(steps * 1.0 + val * (0.1 + 0.2) + 200 * 0.2 + 3 * 4.0)
+    high = (steps * 1.5 + val * (0.2 + 0.3) + 200 * 0.3 + 12) * 1.5  # the slowest repeats, x load 3 over 2 cores
+    low = steps * 0.8 + val * (0.1 + 0.1) + 200 * 0.1 + 12
     err = capsys.readouterr().err
     line = re.search(r"estimate: (.+?), likely (.+?) to (.+?) \(1\.00 s per training step with its optimizer step "
                      r"\(timed 0\.80 to 1\.50 s\), 0\.100 s per validation example, 0\.20 s per scored example", err)

@@ -207,7 +207,8 @@ class TooLong(UserError):
 def seconds(plan: Plan, step: float, val: float, score: float, load_s: float) -> float:
     """The job's seconds at these unit costs."""
     train = plan.fine_tunes * plan.steps * step
-    validation = plan.fine_tunes * 2 * plan.epochs * plan.n_val * val  # per epoch: the Trainer's eval_loss, then Tenser's scoring
+    # Per epoch, each validation example twice: the Trainer's batched eval_loss, then Tenser's scoring of it.
+    validation = plan.fine_tunes * plan.epochs * plan.n_val * (val + score)
     return train + validation + (plan.n_score - plan.n_cached) * score + plan.loads * load_s
 
 

@@ -125,22 +125,39 @@ def trainable_parameters(model: Any) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def _validation_metrics(task: Task, tokenizer: Any, net: Any, val: list[Example], batch_size: int) -> Any:
+def _scoring_view(net: Any, tokenizer: Any) -> LoadedModel:
+    """The model in training as the scoring path sees it (its weights, not a copy)."""
+    return LoadedModel(lora.unwrapped(net), tokenizer, next(net.parameters()).device, torch.float32,
+                       {"context_length": context_length(net.config)})
+
+
+def scored_inputs(task: Task, tokenizer: Any, net: Any, val: list[Example], most: int = 64) -> list[dict[str, Any]]:
+    """Up to `most` validation examples as the scoring path encodes them (the task's max_tokens, which
+    `--max-length` does not cap), as features for the estimate to time."""
+    from harness.scoring.inference import make_encoder
+
+    some = val[:most]
+    encoded = make_encoder(task, _scoring_view(net, tokenizer)).encode_many([e.inputs() for e in some],
+                                                                           ids=[e.id for e in some])
+    return [{"input_ids": x.ids} for x in encoded]
+
+
+def _validation_metrics(task: Task, tokenizer: Any, net: Any, val: list[Example]) -> Any:
     """Validation accuracy, F1 and label loss scored exactly as `tenser run` scores the task: the
-    task's own encoder and `inference.predict` (multi-token label words summed). The Trainer's
+    task's own encoder and `inference.predict` (multi-token label words summed) with its `auto`
+    batches (one input at a time on a CPU, where padding is pure waste). The Trainer's
     `eval_loss` (the training objective on the validation split) still drives early stopping."""
     from harness.scoring.inference import make_encoder, predict
 
     gold = np.array([e.label for e in val])
 
     def metrics(_: Any) -> dict[str, float]:
-        loaded = LoadedModel(lora.unwrapped(net), tokenizer, next(net.parameters()).device, torch.float32,
-                             {"context_length": context_length(net.config)})
+        loaded = _scoring_view(net, tokenizer)
         was_training = net.training
         net.eval()
         try:
             encoded = make_encoder(task, loaded).encode_many([e.inputs() for e in val], ids=[e.id for e in val])
-            probs = predict(task, loaded, encoded, batch_size=batch_size, progress=False).probs
+            probs = predict(task, loaded, encoded, batch_size="auto", progress=False).probs
         finally:
             net.train(was_training)
         m = compute_metrics(gold, probs, task.labels)
@@ -199,15 +216,16 @@ def _prepare(model: str, task: Task, cfg: FinetuneConfig, train_data: str | None
 
 
 def warm_up_estimate(net: Any, tokenizer: Any, train_set: Any, val_set: Any, cfg: FinetuneConfig,
-                     device: torch.device, *, yes: bool, what: str = "fine-tune", hint: str = "{limit} N",
-                     around: estimate.Around | None = None) -> float:
+                     device: torch.device, *, yes: bool, scored: list[dict[str, Any]] | None = None,
+                     what: str = "fine-tune", hint: str = "{limit} N", around: estimate.Around | None = None) -> float:
     """Print the plan and a time estimate from a few timed steps on typical batches (see harness.training.estimate);
-    `around`: compare's work outside the fine-tunes (scoring, cached scores, model loads)."""
+    `scored`: validation inputs as the scoring path encodes them (`scored_inputs`); `around`: compare's
+    work outside the fine-tunes (scoring, cached scores, model loads)."""
     if distributed.world().size > 1:  # ranks would disagree on the estimate; the Trainer's bar gives the ETA
         return 0.0
     around = around or estimate.Around()
     net.to(device)
-    costs = measure(net, tokenizer, train_set, val_set, cfg, device, around.load_s)
+    costs = measure(net, tokenizer, train_set, val_set, cfg, device, around.load_s, scored=scored)
     total = sum(p.numel() for p in net.parameters())
     plan = estimate.Plan(device=f"{device.type} ({_hardware(device)})", n_train=len(train_set), n_val=len(val_set),
                          epochs=cfg.epochs, batch_size=cfg.batch_size, trainable=trainable_parameters(net),
@@ -217,9 +235,10 @@ def warm_up_estimate(net: Any, tokenizer: Any, train_set: Any, val_set: Any, cfg
 
 
 def measure(net: Any, tokenizer: Any, train_set: Any, val_set: Any, cfg: FinetuneConfig, device: torch.device,
-            load_s: float = 0.0) -> estimate.Costs:
+            load_s: float = 0.0, *, scored: list[dict[str, Any]] | None = None) -> estimate.Costs:
     """This job's unit costs, timed on typical inputs: a full training step (optimizer included), a
-    validation example at the evaluation batch size, a scored example."""
+    validation example at the evaluation batch size, a scored example (one at a time, as `auto` scores
+    on a CPU) on `scored`, the scoring path's own encoding (default: the validation features)."""
     collate = Collator(int(tokenizer.pad_token_id))
     features = estimate.typical(train_set.features, cfg.batch_size)
     optimizer = estimate.warmup_optimizer(net, cfg.weight_decay, device)
@@ -228,10 +247,12 @@ def measure(net: Any, tokenizer: Any, train_set: Any, val_set: Any, cfg: Finetun
     val = estimate.Timing(0.0, 0.0, 0.0)
     if val_set.features:
         val = estimate.time_eval(net, collate(estimate.typical(val_set.features, cfg.batch_size * 2)), device)
-    score = estimate.time_forward(net, [f["input_ids"] for f in estimate.typical(val_set.features, 6)], device)
+    scored = scored or val_set.features
+    score = estimate.time_forward(net, [f["input_ids"] for f in estimate.typical(scored, 6)], device)
     # Timed at the median length; the work is about linear in tokens and texts skew long, so scale to the mean.
     train_scale, val_scale = estimate.mean_over_median(train_set.features), estimate.mean_over_median(val_set.features)
-    return estimate.Costs(step.scaled(train_scale), val.scaled(val_scale), score.scaled(val_scale), load_s)
+    return estimate.Costs(step.scaled(train_scale), val.scaled(val_scale),
+                          score.scaled(estimate.mean_over_median(scored)), load_s)
 
 
 def _hardware(device: torch.device) -> str:
@@ -248,10 +269,11 @@ def preflight(model: str, task: Task, cfg: FinetuneConfig, *, train_data: str | 
     cfg.check()
     device = resolve_device(cfg.device)
     t0 = time.perf_counter()
-    _, _, _, tokenizer, net, train_set, val_set = _prepare(model, task, cfg, train_data, allow_pickle)
+    _, _, val, tokenizer, net, train_set, val_set = _prepare(model, task, cfg, train_data, allow_pickle)
     around = around or estimate.Around()
     around = replace(around, n_score=around.n_score + len(val_set), load_s=time.perf_counter() - t0)
     return warm_up_estimate(net, tokenizer, train_set, val_set, cfg, device, yes=yes, what="compare",
+                            scored=scored_inputs(task, tokenizer, net, val),
                             around=around)  # {limit}: train_limit, compare renames it
 
 
@@ -284,11 +306,12 @@ def finetune(
     key = folder.settings(model, task, cfg, info.fingerprint)
     distributed.on_main(lambda: folder.check_settings(output, key, resume=resume))
     if estimate:  # `estimate=False`: the caller (compare) estimated the whole job already
-        warm_up_estimate(net, tokenizer, train_set, val_set, cfg, device, yes=yes)
+        warm_up_estimate(net, tokenizer, train_set, val_set, cfg, device, yes=yes,
+                         scored=scored_inputs(task, tokenizer, net, val))
     trainer = Trainer(
         model=net, args=_training_args(output, cfg, device, keep_checkpoints), data_collator=Collator(int(tokenizer.pad_token_id)),
         train_dataset=train_set, eval_dataset=val_set, processing_class=tokenizer,
-        compute_metrics=_validation_metrics(task, tokenizer, net, val, cfg.batch_size * 2),
+        compute_metrics=_validation_metrics(task, tokenizer, net, val),
         preprocess_logits_for_metrics=_no_logits,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience), _epoch_printer(), *callbacks],
     )
