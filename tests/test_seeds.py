@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from harness.recipes import compare_folder
+from harness.recipes.seed_runs import validation_line
 from harness.store import runs
 from tenser.cli import main
 from tests.conftest import write_rows
@@ -158,6 +159,16 @@ def test_a_fine_tune_no_better_on_validation_is_said_before_any_test_number(
     html = (out / "report.html").read_text()
     assert 'id="validation-warning"' in html and html.index("validation-warning") < html.index('id="headline"')
     assert json.loads((out / "comparison.json").read_text())["validation"]["warning"] == record["warning"]
+
+
+def test_the_validation_warning_states_how_noisy_a_validation_accuracy_is() -> None:
+    record = {"n": 100, "pretrained": 0.81, "not_better": [2],
+              "finetuned": [{"accuracy": 0.86}, {"accuracy": 0.86}, {"accuracy": 0.81}]}
+    line = validation_line(record)
+    assert line is not None and line.startswith("warning: 1 of 3 seeds (2) are not better than the pretrained model")
+    assert "(0.860, 0.860, 0.810 vs 0.810 on the same 100 validation examples;" in line
+    assert "standard error of about 3.9 points" in line  # sqrt(0.81 * 0.19 / 100)
+    assert validation_line({**record, "not_better": []}) is None
 
 
 def test_checkpoints_of_one_fine_tune_render_as_a_curve(tmp_path: Path, gpt2_dir: Path,

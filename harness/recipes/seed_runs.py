@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -97,8 +98,11 @@ def validation_line(record: dict[str, Any]) -> str | None:
     shown = ", ".join(f"{a:.3f}" for a in tuned)
     who = "the fine-tuned model is" if len(tuned) == 1 else \
         f"{len(worse)} of {len(tuned)} seeds ({', '.join(map(str, worse))}) are"
+    p, n = record["pretrained"], record["n"]
+    se = 100 * math.sqrt(p * (1 - p) / n) if n else 0.0
     return (f"warning: {who} not better than the pretrained model on validation ({shown} vs "
-            f"{record['pretrained']:.3f} on the same {record['n']:,} validation examples); {HELPS}")
+            f"{p:.3f} on the same {n:,} validation examples; one accuracy on {n:,} examples has a standard error "
+            f"of about {se:.1f} points, so a small gap here is weak evidence either way); {HELPS}")
 
 
 def write_validation(out: Path, record: dict[str, Any]) -> Path:
