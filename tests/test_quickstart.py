@@ -147,7 +147,7 @@ def test_estimate_report_text_and_guard() -> None:
     costs = estimate.Costs(estimate.Timing(9.0, 9.0, 9.0), estimate.Timing(0.1, 0.1, 0.1), estimate.Timing(0.3, 0.3, 0.3))
     with pytest.raises(UserError, match=r"about \d+ h \d+ min on the CPU; pass yes to run it anyway, or make it smaller \(limit N, epochs 1"):
         estimate.report(plan, costs, yes=False)
-    assert estimate.report(plan, costs, yes=True) == pytest.approx(3 * 2813 * 9.0 + 2 * 3 * 2500 * 0.1 + 50000 * 0.3)
+    assert estimate.report(plan, costs, yes=True) == pytest.approx(3 * 2813 * 9.0 + 3 * 2500 * (0.1 + 0.3) + 50000 * 0.3)  # validation: eval_loss + scoring
     gpu = estimate.Plan(**{**plan.__dict__, "device": "cuda (NVIDIA H200)"})
     assert estimate.report(gpu, costs, yes=False) > estimate.CPU_LIMIT_S  # no guard off the CPU
 
