@@ -131,15 +131,17 @@ def _scoring_view(net: Any, tokenizer: Any) -> LoadedModel:
                        {"context_length": context_length(net.config)})
 
 
+def _encode_for_scoring(task: Task, loaded: LoadedModel, examples: list[Example]) -> Any:
+    """Examples as `tenser run` encodes them: the task's own encoder, at its max_tokens."""
+    from harness.scoring.inference import make_encoder
+
+    return make_encoder(task, loaded).encode_many([e.inputs() for e in examples], ids=[e.id for e in examples])
+
+
 def scored_inputs(task: Task, tokenizer: Any, net: Any, val: list[Example], most: int = 64) -> list[dict[str, Any]]:
     """Up to `most` validation examples as the scoring path encodes them (the task's max_tokens, which
     `--max-length` does not cap), as features for the estimate to time."""
-    from harness.scoring.inference import make_encoder
-
-    some = val[:most]
-    encoded = make_encoder(task, _scoring_view(net, tokenizer)).encode_many([e.inputs() for e in some],
-                                                                           ids=[e.id for e in some])
-    return [{"input_ids": x.ids} for x in encoded]
+    return [{"input_ids": x.ids} for x in _encode_for_scoring(task, _scoring_view(net, tokenizer), val[:most])]
 
 
 def _validation_metrics(task: Task, tokenizer: Any, net: Any, val: list[Example]) -> Any:
@@ -147,16 +149,16 @@ def _validation_metrics(task: Task, tokenizer: Any, net: Any, val: list[Example]
     task's own encoder and `inference.predict` (multi-token label words summed) with its `auto`
     batches (one input at a time on a CPU, where padding is pure waste). The Trainer's
     `eval_loss` (the training objective on the validation split) still drives early stopping."""
-    from harness.scoring.inference import make_encoder, predict
+    from harness.scoring.inference import predict
 
     gold = np.array([e.label for e in val])
+    encoded = _encode_for_scoring(task, _scoring_view(net, tokenizer), val)  # once: the same inputs every epoch
 
     def metrics(_: Any) -> dict[str, float]:
         loaded = _scoring_view(net, tokenizer)
         was_training = net.training
         net.eval()
         try:
-            encoded = make_encoder(task, loaded).encode_many([e.inputs() for e in val], ids=[e.id for e in val])
             probs = predict(task, loaded, encoded, batch_size="auto", progress=False).probs
         finally:
             net.train(was_training)
