@@ -168,6 +168,9 @@ def test_the_validation_warning_states_how_noisy_a_validation_accuracy_is() -> N
     assert line is not None and line.startswith("warning: 1 of 3 seeds (2) are not better than the pretrained model")
     assert "(0.860, 0.860, 0.810 vs 0.810 on the same 100 validation examples;" in line
     assert "standard error of about 3.9 points" in line  # sqrt(0.81 * 0.19 / 100)
+    assert "--val-fraction" in line and "--seeds" not in line  # three seeds ran: more seeds is not the advice
+    one = validation_line({**record, "not_better": [0], "finetuned": [{"accuracy": 0.80}]})
+    assert one is not None and "more seeds (--seeds 0,1,2)" in one and "--val-fraction" not in one
     assert validation_line({**record, "not_better": []}) is None
 
 

@@ -24,8 +24,15 @@ from harness.training.config import TRAINING_LOG, FinetuneConfig
 from tasks import Task
 
 VALIDATION = "validation.json"
-HELPS = ("what usually helps: more training data (--train-limit), more epochs, another --objective or --lr, "
-         "more seeds (--seeds 0,1,2)")
+HELPS = "what usually helps: more training data (--train-limit), more epochs, another --objective or --lr"
+
+
+def helps(seeds: int) -> str:
+    """What to try next: with one seed, more seeds tell a bad draw from a bad recipe; with several, a larger
+    validation carve makes each seed's validation accuracy less noisy."""
+    if seeds <= 1:
+        return f"{HELPS}, more seeds (--seeds 0,1,2) to tell an unlucky seed from a bad recipe"
+    return f"{HELPS}, a larger validation carve (--val-fraction) for a less noisy check"
 
 
 def check_seeds(seeds: Sequence[int] | None, *, finetuned: str | None) -> tuple[int, ...] | None:
@@ -102,7 +109,7 @@ def validation_line(record: dict[str, Any]) -> str | None:
     se = 100 * math.sqrt(p * (1 - p) / n) if n else 0.0
     return (f"warning: {who} not better than the pretrained model on validation ({shown} vs "
             f"{p:.3f} on the same {n:,} validation examples; one accuracy on {n:,} examples has a standard error "
-            f"of about {se:.1f} points, so a small gap here is weak evidence either way); {HELPS}")
+            f"of about {se:.1f} points, so a small gap here is weak evidence either way); {helps(len(tuned))}")
 
 
 def write_validation(out: Path, record: dict[str, Any]) -> Path:
